@@ -1,0 +1,231 @@
+//! The driver's configuration: [`Config`], the environment, and the defaults.
+
+use std::io;
+use std::sync::Mutex;
+
+use crate::sys;
+
+/// How completion signals reach the futures waiting for them.
+///
+/// # Examples
+///
+/// ```
+/// use aiofs::{Config, Notifier};
+///
+/// let config = Config::new().notifier(Notifier::Pipe);
+/// # let _ = config;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Notifier {
+    /// The default. A signal action writes each request's token into a
+    /// non-blocking self-pipe; a dedicated thread reads the pipe (with `mio`) and
+    /// completes the requests it names. Works with any number of Tokio runtimes,
+    /// and outside Tokio (e.g. `futures::executor::block_on`).
+    Pipe,
+    /// Tokio's own signal stream (`tokio::signal::unix::signal`) for the same
+    /// signal number. Each wake-up scans every request in flight. The stream is
+    /// read by a task on a runtime; when that runtime shuts down, the next runtime
+    /// that submits or polls a request takes over. Needs a Tokio runtime with IO
+    /// enabled.
+    Signal,
+}
+
+/// The driver's settings, installed once before first use.
+///
+/// Fields left unset come from the environment (`AIOFS_NOTIFIER=pipe|signal`,
+/// `AIOFS_SIGNAL=<number>`) and otherwise from the defaults: [`Notifier::Pipe`],
+/// signal `SIGRTMIN() + 6`, and an in-flight limit of a quarter of
+/// `RLIMIT_SIGPENDING`, at most 1024.
+///
+/// # Examples
+///
+/// ```
+/// use aiofs::{Config, Notifier};
+///
+/// # fn main() -> std::io::Result<()> {
+/// Config::new().notifier(Notifier::Pipe).max_in_flight(256).install()?;
+/// // Installing the same configuration again is fine.
+/// Config::new().notifier(Notifier::Pipe).max_in_flight(256).install()?;
+/// // A different one is refused.
+/// assert!(Config::new().max_in_flight(8).install().is_err());
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Config {
+    notifier: Option<Notifier>,
+    signal: Option<i32>,
+    max_in_flight: Option<usize>,
+}
+
+/// The resolved settings the driver runs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Settings {
+    pub(crate) notifier: Notifier,
+    pub(crate) signal: i32,
+    pub(crate) max_in_flight: usize,
+}
+
+struct State {
+    installed: Option<Config>,
+    started: Option<Settings>,
+}
+
+static STATE: Mutex<State> = Mutex::new(State {
+    installed: None,
+    started: None,
+});
+
+impl Config {
+    /// A configuration with every field unset.
+    pub fn new() -> Config {
+        Config::default()
+    }
+
+    /// Chooses the notifier.
+    pub fn notifier(mut self, notifier: Notifier) -> Config {
+        self.notifier = Some(notifier);
+        self
+    }
+
+    /// Chooses the completion signal number (default `SIGRTMIN() + 6`).
+    ///
+    /// It must be a real signal number, not one Tokio and `signal-hook` forbid
+    /// (`SIGKILL`, `SIGSTOP`, `SIGILL`, `SIGFPE`, `SIGSEGV`), and not one the C
+    /// library reserves (between the standard signals and `SIGRTMIN()`); that is
+    /// checked by [`install`](Config::install). A real-time signal is strongly
+    /// advised: standard signals are not queued, so completions would be merged
+    /// (the driver still finds them by scanning, but slower).
+    pub fn signal(mut self, signo: i32) -> Config {
+        self.signal = Some(signo);
+        self
+    }
+
+    /// The most requests handed to the OS at once; more wait in FIFO order.
+    ///
+    /// Keep it well below `RLIMIT_SIGPENDING` (shared by all of the user's
+    /// processes): each request in flight may hold a queued signal.
+    pub fn max_in_flight(mut self, limit: usize) -> Config {
+        self.max_in_flight = Some(limit);
+        self
+    }
+
+    /// Installs this configuration for the process.
+    ///
+    /// # Errors
+    ///
+    /// - `InvalidInput` for a bad signal number or a zero limit;
+    /// - `AlreadyExists` if a different configuration was installed already, or
+    ///   the driver already started (the first request starts it) with other
+    ///   settings. Installing the same configuration again is `Ok`.
+    pub fn install(self) -> io::Result<()> {
+        if let Some(signo) = self.signal {
+            sys::signal::validate(signo)?;
+        }
+        if self.max_in_flight == Some(0) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "aiofs: Config::max_in_flight must be at least 1",
+            ));
+        }
+        let mut state = STATE.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(started) = state.started {
+            let wanted = resolve(&self)?;
+            if wanted == started {
+                return Ok(());
+            }
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!(
+                    "aiofs: the driver already started with {started:?}; {self:?} must be installed before the first request"
+                ),
+            ));
+        }
+        match &state.installed {
+            Some(installed) if *installed != self => Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("aiofs: {installed:?} is installed already; refusing a different {self:?}"),
+            )),
+            _ => {
+                state.installed = Some(self);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Resolves the settings for the driver's start and records them as started.
+pub(crate) fn start_settings() -> io::Result<Settings> {
+    let mut state = STATE.lock().unwrap_or_else(|e| e.into_inner());
+    let config = state.installed.clone().unwrap_or_default();
+    let settings = resolve(&config)?;
+    state.started = Some(settings);
+    Ok(settings)
+}
+
+fn resolve(config: &Config) -> io::Result<Settings> {
+    let notifier = match config.notifier {
+        Some(n) => n,
+        None => match env("AIOFS_NOTIFIER")? {
+            None => Notifier::Pipe,
+            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+                "" | "pipe" => Notifier::Pipe,
+                "signal" => Notifier::Signal,
+                _ => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("aiofs: AIOFS_NOTIFIER={v:?} is not `pipe` or `signal`"),
+                    ));
+                }
+            },
+        },
+    };
+    let signal = match config.signal {
+        Some(s) => s,
+        None => match env("AIOFS_SIGNAL")? {
+            None => sys::signal::default_signal(),
+            Some(v) => {
+                let bad = |why: String| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("aiofs: AIOFS_SIGNAL={v:?}: {why}"),
+                    )
+                };
+                let signo: i32 = v
+                    .trim()
+                    .parse()
+                    .map_err(|_| bad("not a signal number".to_owned()))?;
+                sys::signal::validate(signo).map_err(|e| bad(e.to_string()))?;
+                signo
+            }
+        },
+    };
+    let max_in_flight = match config.max_in_flight {
+        Some(n) => n,
+        None => default_limit(),
+    };
+    Ok(Settings {
+        notifier,
+        signal,
+        max_in_flight,
+    })
+}
+
+/// A quarter of `RLIMIT_SIGPENDING`, between 1 and 1024.
+fn default_limit() -> usize {
+    match sys::sigpending_limit() {
+        Some(limit) => (limit / 4).clamp(1, 1024) as usize,
+        None => 1024,
+    }
+}
+
+fn env(name: &str) -> io::Result<Option<String>> {
+    match std::env::var(name) {
+        Ok(v) => Ok(Some(v)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("aiofs: {name} is not valid UTF-8"),
+        )),
+    }
+}

@@ -1,0 +1,106 @@
+//! The signal notifier: a task reading Tokio's signal stream for our signal
+//! number, scanning every request in flight at each wake-up; and the watchdog
+//! thread that catches completions whose signal was lost.
+
+use std::io;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::signal::unix::{SignalKind, signal};
+
+use super::Driver;
+use super::stats::{self, LISTENERS, WAKEUPS};
+
+pub(super) struct Listener {
+    /// A task on some runtime reads the stream.
+    alive: AtomicBool,
+    spawn: Mutex<()>,
+}
+
+/// Marks the listener gone when its task is dropped (its runtime shut down),
+/// even if the task never ran; then wakes every waiting future so that one of
+/// them, on a live runtime, takes over.
+struct Guard(&'static Driver);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.0.listener.alive.store(false, Ordering::SeqCst);
+        self.0.wake_all();
+    }
+}
+
+impl Listener {
+    pub(super) fn new() -> Listener {
+        Listener {
+            alive: AtomicBool::new(false),
+            spawn: Mutex::new(()),
+        }
+    }
+
+    /// Makes sure a task reads the signal stream, spawning one on the current
+    /// runtime if none does.
+    pub(super) fn ensure(&self, driver: &'static Driver) -> io::Result<()> {
+        if self.alive.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let _lock = self.spawn.lock().unwrap_or_else(|e| e.into_inner());
+        if self.alive.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| {
+            io::Error::other(
+                "aiofs: the signal notifier needs a Tokio runtime (with IO enabled); \
+                 outside Tokio use Notifier::Pipe",
+            )
+        })?;
+        let signo = driver.settings.signal;
+        // `signal` registers Tokio's handler for the number before we return, so no
+        // request is submitted before its completion can be seen. It panics on a
+        // runtime without IO: turn that into an error.
+        let stream = {
+            let _enter = handle.enter();
+            catch_unwind(AssertUnwindSafe(|| signal(SignalKind::from_raw(signo))))
+        };
+        let mut stream = match stream {
+            Ok(res) => res?,
+            Err(_) => {
+                return Err(io::Error::other(
+                    "aiofs: the signal notifier needs Tokio's signal driver: build the runtime with enable_io()",
+                ));
+            }
+        };
+        self.alive.store(true, Ordering::Release);
+        stats::add(&LISTENERS, 1);
+        // Created here, moved into the task: dropped with it even if it never runs.
+        let guard = Guard(driver);
+        handle.spawn(async move {
+            let guard = guard;
+            // Taking over: anything may have finished while nobody listened.
+            guard.0.scan();
+            while stream.recv().await.is_some() {
+                stats::add(&WAKEUPS, 1);
+                guard.0.scan();
+            }
+        });
+        Ok(())
+    }
+}
+
+/// Starts the thread that, while requests are in flight, scans now and then for
+/// completions whose signal was lost, and runs the stream's job when no runtime
+/// reads it.
+pub(super) fn start_watchdog() -> io::Result<()> {
+    std::thread::Builder::new()
+        .name("aiofs-watchdog".into())
+        .spawn(|| {
+            let Some(driver) = super::wait() else {
+                return;
+            };
+            loop {
+                std::thread::sleep(super::SAFETY_NET);
+                driver.tick();
+            }
+        })?;
+    Ok(())
+}

@@ -1,0 +1,154 @@
+//! The process-wide AIO driver: the completion table, the in-flight limit and
+//! the notifiers that turn completion signals into wake-ups.
+//!
+//! It starts lazily, on the first request, from the installed [`Config`] and the
+//! environment.
+
+mod config;
+mod listen;
+mod pipe;
+pub(crate) mod stats;
+mod table;
+
+use std::io;
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::task::{Poll, Waker};
+
+pub use config::{Config, Notifier};
+pub use stats::{Stats, stats};
+
+use crate::sys::aio::Aiocb;
+use config::Settings;
+pub(crate) use table::Token;
+use table::{AfterUnlock, Table};
+
+/// How often the notifier looks for completions whose signal was lost (the
+/// signal queue was full) or for queued requests that could not start.
+const SAFETY_NET: std::time::Duration = std::time::Duration::from_millis(250);
+
+pub(crate) struct Driver {
+    table: Mutex<Table>,
+    settings: Settings,
+    listener: listen::Listener,
+}
+
+static DRIVER: OnceLock<Result<Driver, (io::ErrorKind, String)>> = OnceLock::new();
+
+/// The driver, started on first use.
+///
+/// # Errors
+///
+/// The error of the start (a bad `AIOFS_*` variable, no pipe, no thread), each
+/// time: the driver does not start half-way.
+pub(crate) fn get() -> io::Result<&'static Driver> {
+    match DRIVER.get_or_init(Driver::start) {
+        Ok(driver) => Ok(driver),
+        Err((kind, msg)) => Err(io::Error::new(*kind, msg.clone())),
+    }
+}
+
+/// The driver if it is running, for the notifier threads.
+fn wait() -> Option<&'static Driver> {
+    DRIVER.wait().as_ref().ok()
+}
+
+impl Driver {
+    fn start() -> Result<Driver, (io::ErrorKind, String)> {
+        let fail = |e: io::Error| (e.kind(), e.to_string());
+        let settings = config::start_settings().map_err(fail)?;
+        match settings.notifier {
+            Notifier::Pipe => pipe::start(settings.signal).map_err(fail)?,
+            Notifier::Signal => listen::start_watchdog().map_err(fail)?,
+        }
+        Ok(Driver {
+            table: Mutex::new(Table::new(settings.max_in_flight, settings.signal)),
+            settings,
+            listener: listen::Listener::new(),
+        })
+    }
+
+    fn table(&self) -> MutexGuard<'_, Table> {
+        // A panic while holding the lock leaves the table consistent (every
+        // mutation is completed before anything that can panic), so go on.
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn with_table<R>(&self, f: impl FnOnce(&mut Table, &mut AfterUnlock) -> R) -> R {
+        let mut out = AfterUnlock::default();
+        let r = {
+            let mut table = self.table();
+            f(&mut table, &mut out)
+        }; // lock released here
+        out.run();
+        r
+    }
+
+    /// Takes a request: it is in flight (or queued) when this returns `Ok`.
+    pub(crate) fn submit(
+        &'static self,
+        cb: Aiocb,
+        waker: &Waker,
+    ) -> Result<Token, (io::Error, Aiocb)> {
+        if self.settings.notifier == Notifier::Signal
+            && let Err(e) = self.listener.ensure(self)
+        {
+            return Err((e, cb));
+        }
+        self.with_table(|t, out| t.submit(cb, waker, out))
+    }
+
+    /// The result of `token`'s request, or `Pending` with the waker kept.
+    pub(crate) fn poll(
+        &'static self,
+        token: Token,
+        waker: &Waker,
+    ) -> Poll<(io::Result<usize>, Aiocb)> {
+        if self.settings.notifier == Notifier::Signal {
+            // Take over the stream if the runtime that read it is gone. If that
+            // fails (no runtime here), the watchdog's scans still complete us.
+            let _ = self.listener.ensure(self);
+        }
+        self.table().poll(token, waker)
+    }
+
+    /// The future of `token` was dropped; the table keeps what the OS may touch.
+    pub(crate) fn orphan(&self, token: Token) {
+        self.with_table(|t, out| t.orphan(token, out));
+    }
+
+    /// Completion tokens from the self-pipe; `scan` when the pipe overflowed.
+    fn complete(&self, tokens: &[usize], scan: bool) {
+        self.with_table(|t, out| {
+            for &raw in tokens {
+                t.complete(Token::from_raw(raw), out);
+            }
+            if scan {
+                t.scan(out);
+            }
+            t.fill(out);
+        });
+    }
+
+    /// Checks every request in flight.
+    fn scan(&self) {
+        self.with_table(|t, out| {
+            t.scan(out);
+            t.fill(out);
+        });
+    }
+
+    /// The safety net: scans if anything is in flight or queued.
+    fn tick(&self) {
+        self.with_table(|t, out| {
+            if t.is_busy() {
+                t.scan(out);
+                t.fill(out);
+            }
+        });
+    }
+
+    /// Wakes every waiting future (the signal stream's reader went away).
+    fn wake_all(&self) {
+        self.with_table(|t, out| t.all_wakers(out));
+    }
+}

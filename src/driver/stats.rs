@@ -1,0 +1,110 @@
+//! Process-wide counters, read by [`stats()`](crate::stats).
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use crate::sys::signal;
+
+pub(crate) static SUBMITTED: AtomicU64 = AtomicU64::new(0);
+pub(crate) static COMPLETED: AtomicU64 = AtomicU64::new(0);
+pub(crate) static IN_FLIGHT: AtomicU64 = AtomicU64::new(0);
+pub(crate) static QUEUED: AtomicU64 = AtomicU64::new(0);
+pub(crate) static WAITED: AtomicU64 = AtomicU64::new(0);
+pub(crate) static ORPHANED: AtomicU64 = AtomicU64::new(0);
+pub(crate) static CANCELLED: AtomicU64 = AtomicU64::new(0);
+pub(crate) static WAKEUPS: AtomicU64 = AtomicU64::new(0);
+pub(crate) static TOKENS: AtomicU64 = AtomicU64::new(0);
+pub(crate) static STALE_TOKENS: AtomicU64 = AtomicU64::new(0);
+pub(crate) static SCANS: AtomicU64 = AtomicU64::new(0);
+pub(crate) static EAGAIN_RETRIES: AtomicU64 = AtomicU64::new(0);
+pub(crate) static LISTENERS: AtomicU64 = AtomicU64::new(0);
+
+pub(crate) fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Relaxed);
+}
+
+pub(crate) fn sub(counter: &AtomicU64, n: u64) {
+    counter.fetch_sub(n, Relaxed);
+}
+
+/// A snapshot of the driver's counters (process-wide, since the process started).
+///
+/// Counters only grow; `in_flight`, `queued` and `orphaned` are gauges of the
+/// moment the snapshot was taken.
+///
+/// # Examples
+///
+/// ```
+/// let s = aiofs::stats();
+/// assert!(s.completed <= s.submitted);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Requests handed to the OS (`aio_read`, `aio_write`, `aio_fsync`), counted once each.
+    pub submitted: u64,
+    /// Requests whose final result was collected with `aio_return`.
+    pub completed: u64,
+    /// Requests the OS holds now (submitted, not yet collected), orphans included.
+    pub in_flight: u64,
+    /// Requests waiting for a place under the in-flight limit now.
+    pub queued: u64,
+    /// Requests in flight now whose future was dropped: the driver keeps their
+    /// buffer and descriptor until they finish.
+    pub orphaned: u64,
+    /// Futures dropped while their request was in flight (an `aio_cancel` hint was sent).
+    pub cancelled: u64,
+    /// Requests that had to wait for a place under the in-flight limit.
+    pub waited: u64,
+    /// Completion signals received: by the pipe notifier's handler (every signal
+    /// on the number) plus wake-ups of the signal notifier's stream.
+    pub signals: u64,
+    /// Tokens read from the self-pipe (pipe notifier).
+    pub tokens: u64,
+    /// Tokens that named no request in flight: stale, early or forged; ignored.
+    pub stale_tokens: u64,
+    /// Full scans of the in-flight requests (`aio_error` on each).
+    pub scans: u64,
+    /// `EAGAIN` handled without the caller seeing it: at submission (retried after
+    /// the next completion) or as a result when the signal queue was full
+    /// (resubmitted).
+    pub eagain_retries: u64,
+    /// Times the self-pipe was full and the handler asked for a full scan.
+    pub pipe_overflows: u64,
+    /// Times a runtime started reading the signal notifier's stream (the first, and
+    /// each take-over after a runtime went away).
+    pub listeners: u64,
+}
+
+/// Reads the driver's counters.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let dir = tempfile::tempdir()?;
+/// let file = aiofs::File::create(dir.path().join("f")).await?;
+/// let (res, _) = file.write_at(b"abc".to_vec(), 0).await;
+/// res?;
+/// assert!(aiofs::stats().completed >= 1);
+/// # Ok(())
+/// # }
+/// ```
+pub fn stats() -> Stats {
+    Stats {
+        submitted: SUBMITTED.load(Relaxed),
+        completed: COMPLETED.load(Relaxed),
+        in_flight: IN_FLIGHT.load(Relaxed),
+        queued: QUEUED.load(Relaxed),
+        orphaned: ORPHANED.load(Relaxed),
+        cancelled: CANCELLED.load(Relaxed),
+        waited: WAITED.load(Relaxed),
+        signals: signal::SIGNALS.load(Relaxed) + WAKEUPS.load(Relaxed),
+        tokens: TOKENS.load(Relaxed),
+        stale_tokens: STALE_TOKENS.load(Relaxed),
+        scans: SCANS.load(Relaxed),
+        eagain_retries: EAGAIN_RETRIES.load(Relaxed),
+        pipe_overflows: signal::OVERFLOWS.load(Relaxed),
+        listeners: LISTENERS.load(Relaxed),
+    }
+}

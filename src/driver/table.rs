@@ -1,0 +1,336 @@
+//! The completion table: every request from submission to the collection of its
+//! result, keyed by a [`Token`] that the completion signal carries.
+//!
+//! A slot moves `Queued → Submitted → Done`, or `Submitted → Orphaned → (freed)`
+//! when its future is dropped. The table never frees the [`Aiocb`] of a request
+//! the OS may still run: it is freed when `aio_error` says it is finished.
+
+use std::collections::VecDeque;
+use std::io;
+use std::task::{Poll, Waker};
+
+use slab::Slab;
+
+use super::stats::*;
+use crate::sys::aio::{Aiocb, Status};
+
+const HALF: u32 = usize::BITS / 2;
+const INDEX_MASK: usize = (1 << HALF) - 1;
+
+/// A slot's name: its index in the table and the generation of its occupant.
+///
+/// Carried in `sigev_value`, so it comes back in every completion signal. It is
+/// only a hint: anyone may queue a signal with any value, and a slot may have been
+/// reused. The table checks the generation and asks `aio_error` before acting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Token(usize);
+
+impl Token {
+    fn new(index: usize, generation: usize) -> Token {
+        Token((generation << HALF) | (index & INDEX_MASK))
+    }
+    fn index(self) -> usize {
+        self.0 & INDEX_MASK
+    }
+    fn generation(self) -> usize {
+        self.0 >> HALF
+    }
+    pub(crate) fn from_raw(raw: usize) -> Token {
+        Token(raw)
+    }
+}
+
+enum State {
+    /// Waiting for a place under the in-flight limit (or for a retry after `EAGAIN`).
+    Queued(Option<Waker>),
+    /// In the OS; the future waits.
+    Submitted(Option<Waker>),
+    /// In the OS; the future was dropped. Freed when it finishes.
+    Orphaned,
+    /// Finished; the result waits for the future to collect it.
+    Done(io::Result<usize>),
+}
+
+struct Slot {
+    generation: usize,
+    cb: Aiocb,
+    state: State,
+    /// Counted in `submitted` already (a resubmission is not counted again).
+    started: bool,
+}
+
+/// What to do once the table lock is released: wake these futures, free these
+/// finished orphans (their buffers and descriptors).
+#[derive(Default)]
+pub(crate) struct AfterUnlock {
+    pub(crate) wakers: Vec<Waker>,
+    pub(crate) freed: Vec<Aiocb>,
+}
+
+impl AfterUnlock {
+    pub(crate) fn run(self) {
+        self.wakers.into_iter().for_each(Waker::wake);
+        drop(self.freed);
+    }
+}
+
+pub(crate) struct Table {
+    slots: Slab<Slot>,
+    next_generation: usize,
+    /// Requests waiting for a place, oldest first.
+    queue: VecDeque<Token>,
+    in_flight: usize,
+    limit: usize,
+    signo: i32,
+    scratch: Vec<usize>,
+}
+
+impl Table {
+    pub(crate) fn new(limit: usize, signo: i32) -> Table {
+        Table {
+            slots: Slab::new(),
+            next_generation: 1,
+            queue: VecDeque::new(),
+            in_flight: 0,
+            limit: limit.max(1),
+            signo,
+            scratch: Vec::new(),
+        }
+    }
+
+    pub(crate) fn is_busy(&self) -> bool {
+        self.in_flight > 0 || !self.queue.is_empty()
+    }
+
+    fn lookup(&self, token: Token) -> Option<usize> {
+        let key = token.index();
+        match self.slots.get(key) {
+            Some(slot) if slot.generation == token.generation() => Some(key),
+            _ => None,
+        }
+    }
+
+    /// Takes a new request: submits it now, or queues it (FIFO) when the limit is
+    /// reached or others already wait.
+    pub(crate) fn submit(
+        &mut self,
+        cb: Aiocb,
+        waker: &Waker,
+        out: &mut AfterUnlock,
+    ) -> Result<Token, (io::Error, Aiocb)> {
+        let generation = self.next_generation;
+        self.next_generation = (self.next_generation + 1) & (usize::MAX >> HALF);
+        if self.next_generation == 0 {
+            self.next_generation = 1;
+        }
+        let entry = self.slots.vacant_entry();
+        let key = entry.key();
+        if key > INDEX_MASK {
+            return Err((
+                io::Error::other("aiofs: too many requests in the completion table"),
+                cb,
+            ));
+        }
+        let token = Token::new(key, generation);
+        entry.insert(Slot {
+            generation,
+            cb,
+            state: State::Queued(Some(waker.clone())),
+            started: false,
+        });
+        self.slots[key].cb.set_notify(self.signo, token.0);
+        // Through the queue, so requests start in the order they came.
+        add(&QUEUED, 1);
+        self.queue.push_back(token);
+        self.fill(out);
+        if matches!(self.slots[key].state, State::Queued(_)) {
+            add(&WAITED, 1);
+        }
+        Ok(token)
+    }
+
+    /// `aio_*` for a queued slot.
+    fn start(&mut self, key: usize) -> io::Result<()> {
+        let slot = &mut self.slots[key];
+        slot.cb.submit()?;
+        if !slot.started {
+            slot.started = true;
+            add(&SUBMITTED, 1);
+        }
+        self.in_flight += 1;
+        add(&IN_FLIGHT, 1);
+        slot.state = match std::mem::replace(&mut slot.state, State::Orphaned) {
+            State::Queued(w) | State::Submitted(w) => State::Submitted(w),
+            other => other,
+        };
+        Ok(())
+    }
+
+    /// The result, if the request is finished; otherwise the waker is kept.
+    pub(crate) fn poll(&mut self, token: Token, waker: &Waker) -> Poll<(io::Result<usize>, Aiocb)> {
+        let Some(key) = self.lookup(token) else {
+            // Only reachable through a bug: every live future owns its slot.
+            unreachable!("aiofs: internal: a future's slot is gone");
+        };
+        let slot = &mut self.slots[key];
+        match &mut slot.state {
+            State::Queued(w) | State::Submitted(w) => {
+                match w {
+                    Some(w) if w.will_wake(waker) => {}
+                    _ => *w = Some(waker.clone()),
+                }
+                Poll::Pending
+            }
+            State::Done(_) => {
+                let slot = self.slots.remove(key);
+                match slot.state {
+                    State::Done(res) => Poll::Ready((res, slot.cb)),
+                    _ => unreachable!(),
+                }
+            }
+            State::Orphaned => unreachable!("aiofs: internal: polled an orphan"),
+        }
+    }
+
+    /// The future of `token` was dropped.
+    pub(crate) fn orphan(&mut self, token: Token, out: &mut AfterUnlock) {
+        let Some(key) = self.lookup(token) else {
+            return;
+        };
+        let slot = &mut self.slots[key];
+        match slot.state {
+            State::Queued(_) => {
+                // Not in the OS: free it now (its stale token in `queue` is skipped).
+                sub(&QUEUED, 1);
+                out.freed.push(self.slots.remove(key).cb);
+            }
+            State::Done(_) => out.freed.push(self.slots.remove(key).cb),
+            State::Submitted(_) => {
+                slot.state = State::Orphaned;
+                add(&ORPHANED, 1);
+                add(&CANCELLED, 1);
+                // A hint: a request not started yet finishes at once with ECANCELED.
+                slot.cb.cancel();
+            }
+            State::Orphaned => {}
+        }
+    }
+
+    /// A completion signal named `token`.
+    pub(crate) fn complete(&mut self, token: Token, out: &mut AfterUnlock) {
+        match self.lookup(token) {
+            Some(key) if matches!(self.slots[key].state, State::Submitted(_) | State::Orphaned) => {
+                if !self.reap(key, out) {
+                    // The truth (`aio_error`) says not finished: a forged signal.
+                    add(&STALE_TOKENS, 1);
+                }
+            }
+            _ => add(&STALE_TOKENS, 1),
+        }
+    }
+
+    /// `aio_error` on every request in the OS.
+    pub(crate) fn scan(&mut self, out: &mut AfterUnlock) {
+        add(&SCANS, 1);
+        let mut keys = std::mem::take(&mut self.scratch);
+        keys.clear();
+        keys.extend(
+            self.slots
+                .iter()
+                .filter(|(_, s)| matches!(s.state, State::Submitted(_) | State::Orphaned))
+                .map(|(k, _)| k),
+        );
+        for &key in &keys {
+            self.reap(key, out);
+        }
+        self.scratch = keys;
+    }
+
+    /// Every waiting future's waker (the signal notifier's reader went away).
+    pub(crate) fn all_wakers(&self, out: &mut AfterUnlock) {
+        for (_, slot) in &self.slots {
+            if let State::Queued(Some(w)) | State::Submitted(Some(w)) = &slot.state {
+                out.wakers.push(w.clone());
+            }
+        }
+    }
+
+    /// Collects the result of `key` if `aio_error` says it is finished.
+    fn reap(&mut self, key: usize, out: &mut AfterUnlock) -> bool {
+        let slot = &mut self.slots[key];
+        let Status::Done(code) = slot.cb.status() else {
+            return false;
+        };
+        let res = slot.cb.reap(code);
+        self.in_flight -= 1;
+        sub(&IN_FLIGHT, 1);
+
+        let orphaned = matches!(slot.state, State::Orphaned);
+        if code == libc::EAGAIN && !orphaned {
+            // The I/O may have happened, but glibc could not queue the completion
+            // signal (RLIMIT_SIGPENDING) and replaced the result with -1/EAGAIN.
+            // The outcome is unknown; positioned requests are idempotent: run it again.
+            add(&EAGAIN_RETRIES, 1);
+            match self.start(key) {
+                Ok(()) => return true,
+                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
+                    let slot = &mut self.slots[key];
+                    slot.state = match std::mem::replace(&mut slot.state, State::Orphaned) {
+                        State::Submitted(w) => State::Queued(w),
+                        other => other,
+                    };
+                    add(&QUEUED, 1);
+                    let token = Token::new(key, slot.generation);
+                    self.queue.push_front(token);
+                    return true;
+                }
+                Err(e) => return self.finish(key, Err(e), out),
+            }
+        }
+        self.finish(key, res, out)
+    }
+
+    fn finish(&mut self, key: usize, res: io::Result<usize>, out: &mut AfterUnlock) -> bool {
+        let slot = &mut self.slots[key];
+        if slot.started {
+            add(&COMPLETED, 1);
+        }
+        match std::mem::replace(&mut slot.state, State::Done(res)) {
+            State::Orphaned => {
+                sub(&ORPHANED, 1);
+                out.freed.push(self.slots.remove(key).cb);
+            }
+            State::Submitted(Some(w)) | State::Queued(Some(w)) => out.wakers.push(w),
+            _ => {}
+        }
+        true
+    }
+
+    /// Submits queued requests while there is room.
+    pub(crate) fn fill(&mut self, out: &mut AfterUnlock) {
+        while self.in_flight < self.limit {
+            let Some(token) = self.queue.pop_front() else {
+                return;
+            };
+            let Some(key) = self.lookup(token) else {
+                continue; // dropped while queued
+            };
+            if !matches!(self.slots[key].state, State::Queued(_)) {
+                continue;
+            }
+            match self.start(key) {
+                Ok(()) => sub(&QUEUED, 1),
+                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
+                    // Retried after the next completion (or the notifier's next tick).
+                    add(&EAGAIN_RETRIES, 1);
+                    self.queue.push_front(token);
+                    return;
+                }
+                Err(e) => {
+                    sub(&QUEUED, 1);
+                    self.finish(key, Err(e), out);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,553 @@
+//! `File`: positioned, owned-buffer AIO on a shared descriptor.
+
+use std::fmt;
+use std::fs::{Metadata, Permissions};
+use std::future::{Future, poll_fn};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::path::Path;
+
+use super::{OpenOptions, asyncify};
+use crate::BufResult;
+use crate::buf::{IoBuf, IoBufMut};
+use crate::ops::{self, ReadAt, Sync, WriteAt};
+use crate::sys::aio::SyncMode;
+use crate::sys::fd::FdRef;
+
+/// Tokio's default for `max_buf_size`: 2 MiB.
+const DEFAULT_MAX_BUF_SIZE: usize = 2 * 1024 * 1024;
+
+/// An open file, read and written with POSIX AIO.
+///
+/// Every positioned method takes `&self`: share a `File` (e.g. in an `Arc`) and
+/// keep many requests in flight on it at once. Each takes its buffer by value and
+/// gives it back with the result, so a request stays safe when its future is
+/// dropped.
+///
+/// A request keeps the descriptor open until it finishes: dropping the `File`
+/// while requests are in flight closes the descriptor only after the last one,
+/// so no request can ever land on a reused descriptor number.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("data");
+/// let file = aiofs::File::create(&path).await?;
+/// let (res, _) = file.write_all_at(b"hello, world".to_vec(), 0).await;
+/// res?;
+///
+/// let file = aiofs::File::open(&path).await?;
+/// let (res, buf) = file.read_at(Vec::with_capacity(5), 7).await;
+/// assert_eq!(res?, 5);
+/// assert_eq!(buf, b"world");
+/// # Ok(())
+/// # }
+/// ```
+pub struct File {
+    fd: FdRef,
+    max_buf_size: usize,
+}
+
+impl fmt::Debug for File {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("File")
+            .field("fd", &self.fd.raw())
+            .field("max_buf_size", &self.max_buf_size)
+            .finish()
+    }
+}
+
+impl File {
+    /// Opens a file read-only, as `tokio::fs::File::open`.
+    ///
+    /// # Errors
+    ///
+    /// Those of `std::fs::File::open` (e.g. `NotFound`, `PermissionDenied`).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> std::io::Result<()> {
+    /// let file = aiofs::File::open("foo.txt").await?;
+    /// # let _ = file; Ok(())
+    /// # }
+    /// ```
+    pub async fn open(path: impl AsRef<Path>) -> io::Result<File> {
+        OpenOptions::new().read(true).open(path).await
+    }
+
+    /// Opens a file write-only, creating it or truncating it, as
+    /// `tokio::fs::File::create`.
+    ///
+    /// # Errors
+    ///
+    /// Those of `std::fs::File::create`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> std::io::Result<()> {
+    /// let file = aiofs::File::create("foo.txt").await?;
+    /// # let _ = file; Ok(())
+    /// # }
+    /// ```
+    pub async fn create(path: impl AsRef<Path>) -> io::Result<File> {
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
+            .await
+    }
+
+    /// Creates a new file for reading and writing, failing if it exists, as
+    /// `tokio::fs::File::create_new`.
+    ///
+    /// # Errors
+    ///
+    /// `AlreadyExists` if the path exists; otherwise those of `open(2)`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> std::io::Result<()> {
+    /// let file = aiofs::File::create_new("foo.txt").await?;
+    /// # let _ = file; Ok(())
+    /// # }
+    /// ```
+    pub async fn create_new(path: impl AsRef<Path>) -> io::Result<File> {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .await
+    }
+
+    /// The options builder, as `tokio::fs::File::options`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn f() -> std::io::Result<()> {
+    /// let file = aiofs::File::options().append(true).open("log").await?;
+    /// # let _ = file; Ok(())
+    /// # }
+    /// ```
+    pub fn options() -> OpenOptions {
+        OpenOptions::new()
+    }
+
+    /// Wraps a `std::fs::File`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// let std = tempfile::tempfile()?;
+    /// let file = aiofs::File::from_std(std);
+    /// # let _ = file; Ok(())
+    /// # }
+    /// ```
+    pub fn from_std(std: std::fs::File) -> File {
+        File {
+            fd: FdRef::new(std),
+            max_buf_size: DEFAULT_MAX_BUF_SIZE,
+        }
+    }
+
+    /// The `std::fs::File` back, once every request on this file has finished
+    /// (requests whose futures were dropped included).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future drops the file (the descriptor closes after its last
+    /// request).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let file = aiofs::File::from_std(tempfile::tempfile()?);
+    /// let (res, _) = file.write_at(b"abc".to_vec(), 0).await;
+    /// res?;
+    /// let std = file.into_std().await;
+    /// assert_eq!(std.metadata()?.len(), 3);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn into_std(self) -> std::fs::File {
+        let mut fd = self.fd;
+        loop {
+            poll_fn(|cx| fd.poll_unique(cx)).await;
+            match fd.try_unwrap() {
+                Ok(std) => return std,
+                Err(back) => fd = back,
+            }
+        }
+    }
+
+    /// The `std::fs::File` back at once, or the `File` itself if requests on it
+    /// are still in flight.
+    ///
+    /// # Errors
+    ///
+    /// Gives `self` back if any request still holds the descriptor.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// let file = aiofs::File::from_std(tempfile::tempfile()?);
+    /// let std = file.try_into_std().expect("no request in flight");
+    /// # let _ = std; Ok(())
+    /// # }
+    /// ```
+    pub fn try_into_std(self) -> Result<std::fs::File, File> {
+        let max_buf_size = self.max_buf_size;
+        self.fd.try_unwrap().map_err(|fd| File { fd, max_buf_size })
+    }
+
+    /// Reads from `pos` into `buf`, from its start up to its capacity
+    /// ([`IoBuf::bytes_total`]), and sets its length to the count read.
+    ///
+    /// `Vec::with_capacity(n)` and `vec![0; n]` both read up to `n` bytes. A
+    /// count shorter than asked is legal before the end of file (as for `pread`);
+    /// at or past the end of file the count is 0.
+    ///
+    /// # Errors
+    ///
+    /// - `InvalidInput` if `pos` + capacity passes `i64::MAX` (nothing submitted);
+    /// - `NotSeekable` (`ESPIPE`) for a pipe, socket or tty (nothing submitted);
+    /// - the OS error of the read, e.g. `EBADF` for a file not open for reading,
+    ///   `EINVAL` for a misaligned `O_DIRECT` request.
+    ///
+    /// The buffer comes back in every case.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future never blocks; the request is orphaned and the buffer
+    /// freed once the OS is done with it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("f");
+    /// std::fs::write(&path, b"0123456789")?;
+    /// let file = aiofs::File::open(&path).await?;
+    /// let (res, buf) = file.read_at(vec![0; 4], 3).await;
+    /// assert_eq!(res?, 4);
+    /// assert_eq!(buf, b"3456");
+    /// let (res, buf) = file.read_at(buf, 100).await;
+    /// assert_eq!(res?, 0);
+    /// assert!(buf.is_empty());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn read_at<B: IoBufMut>(&self, buf: B, pos: u64) -> ReadAt<B> {
+        ReadAt::new(self.fd.clone(), buf, pos)
+    }
+
+    /// Reads exactly the buffer's capacity from `pos`, looping on short counts;
+    /// the buffer's length is then its capacity.
+    ///
+    /// # Errors
+    ///
+    /// `UnexpectedEof` if the file ends first (the buffer's length is then the
+    /// count read); otherwise those of [`read_at`](Self::read_at).
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`read_at`](Self::read_at); the bytes read so far are lost with the
+    /// buffer.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("f");
+    /// std::fs::write(&path, b"0123456789")?;
+    /// let file = aiofs::File::open(&path).await?;
+    /// let (res, buf) = file.read_exact_at(Vec::with_capacity(8), 2).await;
+    /// res?;
+    /// assert_eq!(buf, b"23456789");
+    /// let (res, _) = file.read_exact_at(Vec::with_capacity(8), 5).await;
+    /// assert_eq!(res.unwrap_err().kind(), std::io::ErrorKind::UnexpectedEof);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn read_exact_at<B: IoBufMut>(
+        &self,
+        buf: B,
+        pos: u64,
+    ) -> impl Future<Output = BufResult<(), B>> + Send + 'static {
+        ops::read_exact_at(self.fd.clone(), buf, pos)
+    }
+
+    /// Writes the buffer's initialised bytes ([`IoBuf::bytes_init`]) at `pos`;
+    /// the count may be short (as for `pwrite`).
+    ///
+    /// With `O_APPEND` the data lands at the end of the file, whatever `pos` says
+    /// (Linux `pwrite` semantics).
+    ///
+    /// # Errors
+    ///
+    /// - `InvalidInput` if `pos` + length passes `i64::MAX` (nothing submitted);
+    /// - `NotSeekable` (`ESPIPE`) for a pipe, socket or tty (nothing submitted);
+    /// - the OS error of the write, e.g. `EBADF` for a file not open for writing,
+    ///   `ENOSPC`, `EFBIG`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future never blocks; the write still happens (or is cancelled
+    /// if it had not started), and its outcome is unknown.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let file = aiofs::File::from_std(tempfile::tempfile()?);
+    /// let (res, buf) = file.write_at(b"hello".to_vec(), 10).await;
+    /// assert_eq!(res?, 5);
+    /// assert_eq!(buf, b"hello");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn write_at<B: IoBuf>(&self, buf: B, pos: u64) -> WriteAt<B> {
+        WriteAt::new(self.fd.clone(), buf, pos)
+    }
+
+    /// Writes all of the buffer's initialised bytes at `pos`, looping on short
+    /// counts.
+    ///
+    /// # Errors
+    ///
+    /// `WriteZero` if a write wrote nothing; otherwise those of
+    /// [`write_at`](Self::write_at).
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`write_at`](Self::write_at): part of the data may be written.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let file = aiofs::File::from_std(tempfile::tempfile()?);
+    /// let (res, _) = file.write_all_at("all of it", 0).await;
+    /// res?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn write_all_at<B: IoBuf>(
+        &self,
+        buf: B,
+        pos: u64,
+    ) -> impl Future<Output = BufResult<(), B>> + Send + 'static {
+        ops::write_all_at(self.fd.clone(), buf, pos)
+    }
+
+    /// Flushes data and metadata to the device: `aio_fsync(O_SYNC)`.
+    ///
+    /// glibc runs one descriptor's requests in order, so every write submitted
+    /// on this file before the call is covered; await your writes first.
+    ///
+    /// # Errors
+    ///
+    /// The OS error of the sync (e.g. `EIO`).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future never blocks; the sync still runs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let file = aiofs::File::from_std(tempfile::tempfile()?);
+    /// let (res, _) = file.write_all_at(b"durable".to_vec(), 0).await;
+    /// res?;
+    /// file.sync_all().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn sync_all(&self) -> Sync {
+        Sync::new(self.fd.clone(), SyncMode::All)
+    }
+
+    /// Flushes data (and the metadata needed to read it back) to the device:
+    /// `aio_fsync(O_DSYNC)`.
+    ///
+    /// # Errors
+    ///
+    /// The OS error of the sync.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future never blocks; the sync still runs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let file = aiofs::File::from_std(tempfile::tempfile()?);
+    /// file.sync_data().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn sync_data(&self) -> Sync {
+        Sync::new(self.fd.clone(), SyncMode::Data)
+    }
+
+    /// The file's metadata (`fstat`, on Tokio's blocking pool).
+    ///
+    /// # Errors
+    ///
+    /// Those of `std::fs::File::metadata`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let file = aiofs::File::from_std(tempfile::tempfile()?);
+    /// assert_eq!(file.metadata().await?.len(), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn metadata(&self) -> io::Result<Metadata> {
+        let fd = self.fd.clone();
+        asyncify(move || fd.std().metadata()).await
+    }
+
+    /// Truncates or extends the file to `size` bytes (`ftruncate`).
+    ///
+    /// # Errors
+    ///
+    /// Those of `std::fs::File::set_len` (e.g. `EBADF` if not open for writing,
+    /// `EFBIG`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let file = aiofs::File::from_std(tempfile::tempfile()?);
+    /// file.set_len(4096).await?;
+    /// assert_eq!(file.metadata().await?.len(), 4096);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn set_len(&self, size: u64) -> io::Result<()> {
+        let fd = self.fd.clone();
+        asyncify(move || fd.std().set_len(size)).await
+    }
+
+    /// Changes the file's permissions (`fchmod`).
+    ///
+    /// # Errors
+    ///
+    /// Those of `std::fs::File::set_permissions`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// use std::os::unix::fs::PermissionsExt;
+    /// let file = aiofs::File::from_std(tempfile::tempfile()?);
+    /// file.set_permissions(std::fs::Permissions::from_mode(0o600)).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn set_permissions(&self, perm: Permissions) -> io::Result<()> {
+        let fd = self.fd.clone();
+        asyncify(move || fd.std().set_permissions(perm)).await
+    }
+
+    /// A new `File` on a duplicate of the descriptor (`dup`), sharing the open
+    /// file description.
+    ///
+    /// # Errors
+    ///
+    /// Those of `dup` (e.g. `EMFILE`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let file = aiofs::File::from_std(tempfile::tempfile()?);
+    /// let other = file.try_clone().await?;
+    /// # let _ = other; Ok(())
+    /// # }
+    /// ```
+    pub async fn try_clone(&self) -> io::Result<File> {
+        let fd = self.fd.clone();
+        let max_buf_size = self.max_buf_size;
+        let std = asyncify(move || fd.std().try_clone()).await?;
+        Ok(File {
+            fd: FdRef::new(std),
+            max_buf_size,
+        })
+    }
+
+    /// Sets the largest buffer the `AsyncRead`/`AsyncWrite` adapters use per
+    /// request (default 2 MiB, as Tokio).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// let mut file = aiofs::File::from_std(tempfile::tempfile()?);
+    /// file.set_max_buf_size(1 << 20);
+    /// assert_eq!(file.max_buf_size(), 1 << 20);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn set_max_buf_size(&mut self, max_buf_size: usize) {
+        self.max_buf_size = max_buf_size;
+    }
+
+    /// The largest buffer the `AsyncRead`/`AsyncWrite` adapters use per request.
+    pub fn max_buf_size(&self) -> usize {
+        self.max_buf_size
+    }
+}
+
+impl From<std::fs::File> for File {
+    fn from(std: std::fs::File) -> File {
+        File::from_std(std)
+    }
+}
+
+impl From<OwnedFd> for File {
+    fn from(fd: OwnedFd) -> File {
+        File::from_std(std::fs::File::from(fd))
+    }
+}
+
+impl AsFd for File {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.borrow()
+    }
+}
+
+impl AsRawFd for File {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.raw()
+    }
+}

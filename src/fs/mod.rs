@@ -1,0 +1,26 @@
+//! The `tokio::fs` mirror: [`File`] and [`OpenOptions`].
+
+mod file;
+mod open_options;
+
+pub use file::File;
+pub use open_options::OpenOptions;
+
+use std::io;
+
+/// Runs a blocking call on Tokio's blocking pool, or inline outside Tokio.
+pub(crate) async fn asyncify<F, T>(f: F) -> io::Result<T>
+where
+    F: FnOnce() -> io::Result<T> + Send + 'static,
+    T: Send + 'static,
+{
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => match handle.spawn_blocking(f).await {
+            Ok(res) => res,
+            Err(e) => Err(io::Error::other(format!(
+                "aiofs: background task failed: {e}"
+            ))),
+        },
+        Err(_) => f(),
+    }
+}

@@ -1,0 +1,108 @@
+//! `OpenOptions`, as `tokio::fs::OpenOptions`.
+
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use super::{File, asyncify};
+
+/// Options and flags for opening a [`File`], as `tokio::fs::OpenOptions`.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("log");
+/// use aiofs::OpenOptions;
+///
+/// let file = OpenOptions::new().read(true).write(true).create(true).mode(0o600).open(&path).await?;
+/// # let _ = file;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct OpenOptions(std::fs::OpenOptions);
+
+impl Default for OpenOptions {
+    fn default() -> OpenOptions {
+        OpenOptions::new()
+    }
+}
+
+impl OpenOptions {
+    /// Options with every flag off.
+    pub fn new() -> OpenOptions {
+        OpenOptions(std::fs::OpenOptions::new())
+    }
+
+    /// Read access.
+    pub fn read(&mut self, read: bool) -> &mut OpenOptions {
+        self.0.read(read);
+        self
+    }
+
+    /// Write access.
+    pub fn write(&mut self, write: bool) -> &mut OpenOptions {
+        self.0.write(write);
+        self
+    }
+
+    /// Append mode (`O_APPEND`): every write lands at the end of the file,
+    /// whatever position it names.
+    pub fn append(&mut self, append: bool) -> &mut OpenOptions {
+        self.0.append(append);
+        self
+    }
+
+    /// Truncate the file to 0 bytes on open.
+    pub fn truncate(&mut self, truncate: bool) -> &mut OpenOptions {
+        self.0.truncate(truncate);
+        self
+    }
+
+    /// Create the file if it does not exist.
+    pub fn create(&mut self, create: bool) -> &mut OpenOptions {
+        self.0.create(create);
+        self
+    }
+
+    /// Create the file, failing if it exists (`O_EXCL`).
+    pub fn create_new(&mut self, create_new: bool) -> &mut OpenOptions {
+        self.0.create_new(create_new);
+        self
+    }
+
+    /// The permission bits of a created file (before the umask), e.g. `0o644`.
+    pub fn mode(&mut self, mode: u32) -> &mut OpenOptions {
+        self.0.mode(mode);
+        self
+    }
+
+    /// Extra `open(2)` flags, e.g. `libc::O_DIRECT` or `libc::O_NOATIME`.
+    pub fn custom_flags(&mut self, flags: i32) -> &mut OpenOptions {
+        self.0.custom_flags(flags);
+        self
+    }
+
+    /// Opens `path` with these options (on Tokio's blocking pool).
+    ///
+    /// # Errors
+    ///
+    /// Those of `std::fs::OpenOptions::open`: `NotFound`, `PermissionDenied`,
+    /// `AlreadyExists` (with `create_new`), `InvalidInput` for an invalid
+    /// combination of flags, and so on.
+    pub async fn open(&self, path: impl AsRef<Path>) -> io::Result<File> {
+        let path = path.as_ref().to_owned();
+        let opts = self.0.clone();
+        let std = asyncify(move || opts.open(path)).await?;
+        Ok(File::from_std(std))
+    }
+}
+
+impl From<std::fs::OpenOptions> for OpenOptions {
+    fn from(options: std::fs::OpenOptions) -> OpenOptions {
+        OpenOptions(options)
+    }
+}

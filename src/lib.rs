@@ -1,0 +1,63 @@
+//! Asynchronous file I/O for Tokio on POSIX AIO.
+//!
+//! `aiofs` mirrors `tokio::fs`, but its reads and writes are real asynchronous
+//! requests (`aio_read`, `aio_write`, `aio_fsync`) instead of blocking calls on
+//! a thread pool. Each request is a future that owns its buffer; many can be in
+//! flight on one shared [`File`] at once, and dropping a future is always safe.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> std::io::Result<()> {
+//! # let dir = tempfile::tempdir()?;
+//! # let path = dir.path().join("data");
+//! use std::sync::Arc;
+//!
+//! let file = Arc::new(aiofs::File::create_new(&path).await?);
+//! let (res, _) = file.write_all_at(vec![7u8; 1 << 16], 0).await;
+//! res?;
+//!
+//! // Sixteen reads in flight at once on one file.
+//! let reads = (0..16u64).map(|i| {
+//!     let file = Arc::clone(&file);
+//!     tokio::spawn(async move { file.read_exact_at(Vec::with_capacity(4096), i * 4096).await })
+//! });
+//! for read in reads {
+//!     let (res, buf) = read.await.expect("task");
+//!     res?;
+//!     assert!(buf.iter().all(|&b| b == 7));
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # How it works
+//!
+//! A process-wide driver, started on first use, keeps a completion table. Each
+//! request carries its slot's token in `sigev_value`; glibc queues a real-time
+//! signal (by default `SIGRTMIN() + 6`) when it finishes, and a [`Notifier`]
+//! turns that signal into a wake-up. See [`Config`] to choose the notifier, the
+//! signal and the in-flight limit.
+
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    rust_2018_idioms,
+    unreachable_pub,
+    unsafe_op_in_unsafe_fn,
+    clippy::undocumented_unsafe_blocks
+)]
+
+#[cfg(not(unix))]
+compile_error!("aiofs needs a POSIX AIO platform (tested on Linux with glibc)");
+
+pub mod buf;
+mod driver;
+mod fs;
+pub mod ops;
+mod sys;
+
+pub use driver::{Config, Notifier, Stats, stats};
+pub use fs::{File, OpenOptions};
+
+/// The result of an owned-buffer operation: the outcome and the buffer back.
+pub type BufResult<T, B> = (std::io::Result<T>, B);

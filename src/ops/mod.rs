@@ -1,0 +1,81 @@
+//! The operations: one future per AIO request kind.
+//!
+//! Each future is lazy: nothing is checked or submitted before its first poll.
+//! Its request is then owned by the driver's table, and dropping the future
+//! orphans the request (the table frees its buffer and descriptor when the OS is
+//! done with them); it never blocks.
+
+mod fsync;
+mod read;
+mod write;
+
+use std::io;
+use std::task::{Context, Poll};
+
+pub use fsync::Sync;
+pub use read::ReadAt;
+pub use write::WriteAt;
+pub(crate) use {read::read_exact_at, write::write_all_at};
+
+use crate::driver::{self, Driver, Token};
+use crate::sys::aio::Aiocb;
+
+/// A request in the driver's table, seen from its future.
+struct InFlight {
+    driver: &'static Driver,
+    token: Token,
+    finished: bool,
+}
+
+impl std::fmt::Debug for InFlight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InFlight")
+            .field("token", &self.token)
+            .finish()
+    }
+}
+
+impl InFlight {
+    /// Hands `cb` to the driver. On error, nothing was submitted.
+    fn submit(cb: Aiocb, cx: &mut Context<'_>) -> Result<InFlight, (io::Error, Aiocb)> {
+        let driver = match driver::get() {
+            Ok(d) => d,
+            Err(e) => return Err((e, cb)),
+        };
+        let token = driver.submit(cb, cx.waker())?;
+        Ok(InFlight {
+            driver,
+            token,
+            finished: false,
+        })
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<(io::Result<usize>, Aiocb)> {
+        let res = self.driver.poll(self.token, cx.waker());
+        if res.is_ready() {
+            self.finished = true;
+        }
+        res
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if !self.finished {
+            // The worker may still write into the buffer: the table keeps it until
+            // completion.
+            self.driver.orphan(self.token);
+        }
+    }
+}
+
+/// Refuses a transfer whose end would pass `i64::MAX` (the largest `off_t`).
+fn check_range(pos: u64, len: usize) -> io::Result<()> {
+    match pos.checked_add(len as u64) {
+        Some(end) if end <= i64::MAX as u64 => Ok(()),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("aiofs: position {pos} + length {len} passes i64::MAX"),
+        )),
+    }
+}

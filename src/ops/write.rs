@@ -1,0 +1,109 @@
+//! `aio_write`.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use super::{InFlight, check_range};
+use crate::BufResult;
+use crate::buf::IoBuf;
+use crate::sys::aio::Aiocb;
+use crate::sys::fd::FdRef;
+
+/// The future of [`File::write_at`](crate::File::write_at).
+///
+/// Resolves to the count written and the buffer.
+///
+/// # Cancel safety
+///
+/// Dropping it never blocks: the request is orphaned and its buffer freed once
+/// the OS is done with it. Whether the bytes were written is then unknown.
+#[must_use = "futures do nothing unless polled"]
+#[derive(Debug)]
+pub struct WriteAt<B> {
+    state: State<B>,
+}
+
+#[derive(Debug)]
+enum State<B> {
+    Idle {
+        fd: FdRef,
+        buf: B,
+        off: usize,
+        pos: u64,
+    },
+    Running(InFlight),
+    Done,
+}
+
+impl<B: IoBuf> WriteAt<B> {
+    pub(crate) fn new(fd: FdRef, buf: B, pos: u64) -> WriteAt<B> {
+        WriteAt::with_offset(fd, buf, 0, pos)
+    }
+
+    /// Writes `buf[off..len]` at `pos`.
+    pub(crate) fn with_offset(fd: FdRef, buf: B, off: usize, pos: u64) -> WriteAt<B> {
+        WriteAt {
+            state: State::Idle { fd, buf, off, pos },
+        }
+    }
+}
+
+impl<B: IoBuf> Future for WriteAt<B> {
+    type Output = BufResult<usize, B>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        match std::mem::replace(&mut this.state, State::Done) {
+            State::Idle { fd, buf, off, pos } => {
+                let len = buf.bytes_init().saturating_sub(off);
+                if let Err(e) = check_range(pos, len).and_then(|()| fd.check_seekable()) {
+                    return Poll::Ready((Err(e), buf));
+                }
+                let cb = Aiocb::write(fd, buf, off, pos);
+                match InFlight::submit(cb, cx) {
+                    Ok(req) => {
+                        this.state = State::Running(req);
+                        Poll::Pending
+                    }
+                    Err((e, cb)) => Poll::Ready((Err(e), cb.into_buf())),
+                }
+            }
+            State::Running(mut req) => match req.poll(cx) {
+                Poll::Pending => {
+                    this.state = State::Running(req);
+                    Poll::Pending
+                }
+                Poll::Ready((res, cb)) => Poll::Ready((res, cb.into_buf())),
+            },
+            State::Done => panic!("aiofs: WriteAt polled after completion"),
+        }
+    }
+}
+
+/// `write_all_at`: loops until every initialised byte is written.
+pub(crate) async fn write_all_at<B: IoBuf>(fd: FdRef, mut buf: B, pos: u64) -> BufResult<(), B> {
+    let total = buf.bytes_init();
+    let mut written = 0;
+    while written < total {
+        let at = pos.saturating_add(written as u64);
+        let (res, b) = WriteAt::with_offset(fd.clone(), buf, written, at).await;
+        buf = b;
+        match res {
+            Ok(0) => {
+                return (
+                    Err(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        format!("aiofs: wrote 0 bytes at {at}, {written} of {total} written"),
+                    )),
+                    buf,
+                );
+            }
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return (Err(e), buf),
+        }
+    }
+    (Ok(()), buf)
+}

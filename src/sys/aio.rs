@@ -1,0 +1,299 @@
+//! POSIX AIO: the control block and the `aio_*` calls.
+//!
+//! An [`Aiocb`] owns everything the kernel-side worker touches: the `aiocb`
+//! itself (boxed, so its address is stable), the buffer its `aio_buf` points
+//! into, and a reference to the descriptor. Because it owns them, submitting is
+//! a safe operation: the only way to free that memory is to drop the `Aiocb`,
+//! and dropping one whose request is still in progress leaks it instead.
+
+use std::any::Any;
+use std::cell::UnsafeCell;
+use std::io;
+use std::mem;
+
+use super::fd::FdRef;
+use crate::buf::{IoBuf, IoBufMut};
+
+/// Which `aio_fsync` operation to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SyncMode {
+    /// `O_SYNC`: data and metadata, as `fsync(2)`.
+    All,
+    /// `O_DSYNC`: data, as `fdatasync(2)`.
+    Data,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Read,
+    Write,
+    Sync(SyncMode),
+}
+
+/// What `aio_error` says of a submitted request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Status {
+    /// `EINPROGRESS`: the worker may still touch the aiocb and the buffer.
+    InProgress,
+    /// Finished; `0` or the request's `errno`. `aio_return` may now be called once.
+    Done(i32),
+}
+
+/// The heap block: the aiocb, then what it points to.
+struct Block<B> {
+    // Written by glibc's worker thread while in flight: only ever reached through
+    // the raw pointer `UnsafeCell::get` gives, never through a Rust reference.
+    cb: UnsafeCell<libc::aiocb>,
+    buf: B,
+    /// Where in `buf` the transfer starts.
+    off: usize,
+    _fd: FdRef,
+}
+
+// SAFETY: the raw pointers inside `cb` point into `buf`, which the block owns, so
+// moving the block to another thread moves what they point to along with it;
+// `B: Send` and `FdRef: Send` cover the rest.
+unsafe impl<B: Send> Send for Block<B> {}
+
+trait Control: Any + Send {
+    fn cb(&self) -> *mut libc::aiocb;
+}
+
+impl<B: Send + 'static> Control for Block<B> {
+    fn cb(&self) -> *mut libc::aiocb {
+        self.cb.get()
+    }
+}
+
+/// One AIO request: its control block, buffer and descriptor, owned together.
+pub(crate) struct Aiocb {
+    /// Dropped by `Drop` only once the request is not in flight; leaked otherwise.
+    block: mem::ManuallyDrop<Box<dyn Control>>,
+    kind: Kind,
+    /// Submitted and not yet reaped with `aio_return`.
+    in_flight: bool,
+}
+
+impl std::fmt::Debug for Aiocb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Aiocb")
+            .field("kind", &self.kind)
+            .field("in_flight", &self.in_flight)
+            .finish()
+    }
+}
+
+fn new_cb(fd: &FdRef, opcode: libc::c_int, ptr: *mut u8, len: usize, pos: u64) -> libc::aiocb {
+    // SAFETY: `aiocb` is a plain C struct for which all-zero bytes is a valid value
+    // (null pointers, zero counts, `SIGEV_SIGNAL` is set below before submission).
+    let mut cb: libc::aiocb = unsafe { mem::zeroed() };
+    cb.aio_fildes = fd.raw();
+    cb.aio_lio_opcode = opcode;
+    cb.aio_buf = ptr.cast();
+    cb.aio_nbytes = len;
+    // The caller checked `pos + len <= i64::MAX`.
+    cb.aio_offset = pos as libc::off_t;
+    cb.aio_sigevent.sigev_notify = libc::SIGEV_NONE;
+    cb
+}
+
+impl Aiocb {
+    /// A read into `buf[off..bytes_total()]` from file position `pos`.
+    pub(crate) fn read<B: IoBufMut>(fd: FdRef, mut buf: B, off: usize, pos: u64) -> Aiocb {
+        let len = buf.bytes_total().saturating_sub(off);
+        let ptr = buf.stable_mut_ptr().wrapping_add(off);
+        let cb = new_cb(&fd, libc::LIO_READ, ptr, len, pos);
+        Aiocb::from_block(
+            Kind::Read,
+            Box::new(Block {
+                cb: UnsafeCell::new(cb),
+                buf,
+                off,
+                _fd: fd,
+            }),
+        )
+    }
+
+    /// A write of `buf[off..bytes_init()]` at file position `pos`.
+    pub(crate) fn write<B: IoBuf>(fd: FdRef, buf: B, off: usize, pos: u64) -> Aiocb {
+        let len = buf.bytes_init().saturating_sub(off);
+        // glibc only reads through `aio_buf` for a write.
+        let ptr = buf.stable_ptr().wrapping_add(off).cast_mut();
+        let cb = new_cb(&fd, libc::LIO_WRITE, ptr, len, pos);
+        Aiocb::from_block(
+            Kind::Write,
+            Box::new(Block {
+                cb: UnsafeCell::new(cb),
+                buf,
+                off,
+                _fd: fd,
+            }),
+        )
+    }
+
+    /// An `aio_fsync` of the descriptor.
+    pub(crate) fn sync(fd: FdRef, mode: SyncMode) -> Aiocb {
+        let cb = new_cb(&fd, libc::LIO_NOP, std::ptr::null_mut(), 0, 0);
+        Aiocb::from_block(
+            Kind::Sync(mode),
+            Box::new(Block {
+                cb: UnsafeCell::new(cb),
+                buf: (),
+                off: 0,
+                _fd: fd,
+            }),
+        )
+    }
+
+    fn from_block(kind: Kind, block: Box<dyn Control>) -> Aiocb {
+        Aiocb {
+            block: mem::ManuallyDrop::new(block),
+            kind,
+            in_flight: false,
+        }
+    }
+
+    /// Sets the completion notification: `SIGEV_SIGNAL` with `signo`, carrying `token`.
+    pub(crate) fn set_notify(&mut self, signo: libc::c_int, token: usize) {
+        debug_assert!(!self.in_flight);
+        let cb = self.block.cb();
+        // SAFETY: the request is not in flight (checked by every caller, asserted
+        // above), so no other thread reads or writes the aiocb.
+        unsafe {
+            (*cb).aio_sigevent.sigev_notify = libc::SIGEV_SIGNAL;
+            (*cb).aio_sigevent.sigev_signo = signo;
+            (*cb).aio_sigevent.sigev_value = libc::sigval {
+                sival_ptr: token as *mut libc::c_void,
+            };
+        }
+    }
+
+    /// Hands the request to glibc (`aio_read`, `aio_write` or `aio_fsync`).
+    ///
+    /// On success the request is in flight until [`Aiocb::status`] says `Done`
+    /// and [`Aiocb::reap`] has been called.
+    pub(crate) fn submit(&mut self) -> io::Result<()> {
+        assert!(!self.in_flight, "aiofs: internal: request submitted twice");
+        let cb = self.block.cb();
+        // SAFETY: `cb` points into a heap block that also owns the buffer `aio_buf`
+        // points into and a reference keeping `aio_fildes` open. The block is only
+        // freed by dropping `self`, and `Drop` leaks it while `aio_error` still says
+        // `EINPROGRESS`, so everything the worker touches outlives the request.
+        let ret = unsafe {
+            match self.kind {
+                Kind::Read => libc::aio_read(cb),
+                Kind::Write => libc::aio_write(cb),
+                Kind::Sync(SyncMode::All) => libc::aio_fsync(libc::O_SYNC, cb),
+                Kind::Sync(SyncMode::Data) => libc::aio_fsync(libc::O_DSYNC, cb),
+            }
+        };
+        super::cvt(ret)?;
+        self.in_flight = true;
+        Ok(())
+    }
+
+    /// `aio_error`: the truth about a submitted request.
+    pub(crate) fn status(&self) -> Status {
+        if !self.in_flight {
+            return Status::Done(0);
+        }
+        // SAFETY: `aio_error` only reads the aiocb, which is valid (owned by the box).
+        match unsafe { libc::aio_error(self.block.cb()) } {
+            libc::EINPROGRESS => Status::InProgress,
+            // EINVAL: glibc does not know this aiocb; nothing can be running on it.
+            -1 => Status::Done(
+                io::Error::last_os_error()
+                    .raw_os_error()
+                    .unwrap_or(libc::EINVAL),
+            ),
+            code => Status::Done(code),
+        }
+    }
+
+    /// `aio_return`, called exactly once after `status` said `Done(code)`.
+    pub(crate) fn reap(&mut self, code: i32) -> io::Result<usize> {
+        debug_assert!(self.in_flight);
+        // SAFETY: the request is finished (`aio_error` was not `EINPROGRESS`), so the
+        // worker no longer touches the aiocb; `aio_return` reads it once.
+        let ret = unsafe { libc::aio_return(self.block.cb()) };
+        self.in_flight = false;
+        if code != 0 {
+            Err(io::Error::from_raw_os_error(code))
+        } else if ret < 0 {
+            Err(io::Error::other(
+                "aiofs: aio_return reported failure without an error code",
+            ))
+        } else {
+            Ok(ret as usize)
+        }
+    }
+
+    /// `aio_cancel` as a hint: a request not yet started finishes with `ECANCELED`;
+    /// a running one (`AIO_NOTCANCELED`) finishes normally. Either way its
+    /// completion is still signalled.
+    pub(crate) fn cancel(&mut self) {
+        if !self.in_flight {
+            return;
+        }
+        let cb = self.block.cb();
+        // SAFETY: the aiocb is valid and owned by us; `aio_cancel` may write the
+        // error code into it, which is what the block is for.
+        unsafe {
+            libc::aio_cancel((*cb).aio_fildes, cb);
+        }
+    }
+
+    /// The buffer of a read back, its initialised length set to `off + n` when
+    /// the OS reported `n` bytes read.
+    pub(crate) fn into_read_buf<B: IoBufMut>(self, n: Option<usize>) -> B {
+        let (mut buf, off) = self.into_parts::<B>();
+        if let Some(n) = n {
+            // SAFETY: the read is finished and `aio_return` reported `n` bytes written
+            // into `buf[off..off + n]`; the bytes before `off` were initialised by the
+            // caller (it only starts at `off` after an earlier read filled them).
+            unsafe { buf.set_init(off + n) };
+        }
+        buf
+    }
+
+    /// The buffer back (write or fsync).
+    pub(crate) fn into_buf<B: Send + 'static>(self) -> B {
+        self.into_parts::<B>().0
+    }
+
+    fn into_parts<B: Send + 'static>(self) -> (B, usize) {
+        assert!(
+            !self.in_flight,
+            "aiofs: internal: buffer taken while in flight"
+        );
+        let mut this = mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is never used or dropped again, so the box is taken out
+        // exactly once; the request is not in flight, so nothing else refers to it.
+        let block = unsafe { mem::ManuallyDrop::take(&mut this.block) };
+        let any: Box<dyn Any> = block;
+        match any.downcast::<Block<B>>() {
+            Ok(block) => (block.buf, block.off),
+            Err(_) => unreachable!("aiofs: internal: buffer type mismatch"),
+        }
+    }
+}
+
+impl Drop for Aiocb {
+    fn drop(&mut self) {
+        if self.in_flight {
+            match self.status() {
+                Status::Done(code) => {
+                    // Finished but never reaped: consume glibc's record, then free.
+                    let _ = self.reap(code);
+                }
+                // The worker may still write into the aiocb and the buffer: never
+                // free them. The table never drops an in-flight request; this is the
+                // last line of defence, and it costs a leak instead of corruption.
+                Status::InProgress => return,
+            }
+        }
+        // SAFETY: the request is not in flight, so no worker refers to the block,
+        // and `block` is not used again after this.
+        unsafe { mem::ManuallyDrop::drop(&mut self.block) };
+    }
+}
