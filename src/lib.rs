@@ -51,8 +51,11 @@
 compile_error!("aiofs needs a POSIX AIO platform (tested on Linux with glibc)");
 
 pub mod buf;
+#[deny(unsafe_code)]
 mod driver;
+#[deny(unsafe_code)]
 mod fs;
+#[deny(unsafe_code)]
 pub mod ops;
 mod sys;
 
@@ -61,3 +64,8 @@ pub use fs::{File, OpenOptions};
 
 /// The result of an owned-buffer operation: the outcome and the buffer back.
 pub type BufResult<T, B> = (std::io::Result<T>, B);
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -31,7 +31,8 @@ pub(crate) fn sigpending_limit() -> Option<u64> {
         // SAFETY: `lim` is a valid, writable `rlimit` for the duration of the call.
         let ret = unsafe { libc::getrlimit(libc::RLIMIT_SIGPENDING, &mut lim) };
         if ret == 0 && lim.rlim_cur != libc::RLIM_INFINITY {
-            return Some(lim.rlim_cur as u64);
+            #[allow(clippy::useless_conversion)] // `rlim_t` is not `u64` everywhere
+            return Some(u64::from(lim.rlim_cur));
         }
         None
     }
