@@ -3,10 +3,15 @@
 use std::fmt;
 use std::fs::{Metadata, Permissions};
 use std::future::{Future, poll_fn};
-use std::io;
+use std::io::{self, SeekFrom};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncSeek, AsyncWrite, ReadBuf};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
 
+use super::stream::Stream;
 use super::{OpenOptions, asyncify};
 use crate::BufResult;
 use crate::buf::{IoBuf, IoBufMut};
@@ -49,6 +54,9 @@ const DEFAULT_MAX_BUF_SIZE: usize = 2 * 1024 * 1024;
 pub struct File {
     fd: FdRef,
     max_buf_size: usize,
+    /// Position, read-ahead and write-behind of `AsyncRead`/`AsyncWrite`/`AsyncSeek`.
+    /// `&mut self` methods use it without locking; `&self` ones lock it.
+    stream: tokio::sync::Mutex<Stream>,
 }
 
 impl fmt::Debug for File {
@@ -153,19 +161,34 @@ impl File {
     /// # }
     /// ```
     pub fn from_std(std: std::fs::File) -> File {
+        File::from_fd(FdRef::new(std), DEFAULT_MAX_BUF_SIZE)
+    }
+
+    fn from_fd(fd: FdRef, max_buf_size: usize) -> File {
         File {
-            fd: FdRef::new(std),
-            max_buf_size: DEFAULT_MAX_BUF_SIZE,
+            fd,
+            max_buf_size,
+            stream: tokio::sync::Mutex::new(Stream::new()),
         }
     }
 
-    /// The `std::fs::File` back, once every request on this file has finished
-    /// (requests whose futures were dropped included).
+    /// Waits for the stream's pending writes (write-behind) to be in the file.
+    async fn flush_stream(&self) -> io::Result<()> {
+        let mut stream = self.stream.lock().await;
+        poll_fn(|cx| stream.poll_flush(cx, &self.fd)).await
+    }
+
+    /// The `std::fs::File` back, once the buffered writes are written and every
+    /// request on this file has finished (requests whose futures were dropped
+    /// included). Its offset is set to the stream position.
+    ///
+    /// An error of the buffered writes cannot be returned here: call
+    /// [`flush`](tokio::io::AsyncWriteExt::flush) first to see it.
     ///
     /// # Cancel safety
     ///
-    /// Dropping the future drops the file (the descriptor closes after its last
-    /// request).
+    /// Dropping the future drops the file (buffered writes still go out; the
+    /// descriptor closes after its last request).
     ///
     /// # Examples
     ///
@@ -180,8 +203,14 @@ impl File {
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn into_std(self) -> std::fs::File {
-        let mut fd = self.fd;
+    pub async fn into_std(mut self) -> std::fs::File {
+        {
+            let stream = self.stream.get_mut();
+            let _ = poll_fn(|cx| stream.poll_flush(cx, &self.fd)).await;
+            let _ = stream.sync_offset(&self.fd);
+        }
+        let mut fd = self.fd.clone();
+        drop(self);
         loop {
             poll_fn(|cx| fd.poll_unique(cx)).await;
             match fd.try_unwrap() {
@@ -191,12 +220,13 @@ impl File {
         }
     }
 
-    /// The `std::fs::File` back at once, or the `File` itself if requests on it
-    /// are still in flight.
+    /// The `std::fs::File` back at once, or the `File` itself if writes are
+    /// buffered or requests on it are still in flight.
     ///
     /// # Errors
     ///
-    /// Gives `self` back if any request still holds the descriptor.
+    /// Gives a `File` back if any request still holds the descriptor or
+    /// written data is still buffered.
     ///
     /// # Examples
     ///
@@ -207,9 +237,16 @@ impl File {
     /// # let _ = std; Ok(())
     /// # }
     /// ```
-    pub fn try_into_std(self) -> Result<std::fs::File, File> {
+    pub fn try_into_std(mut self) -> Result<std::fs::File, File> {
+        let stream = self.stream.get_mut();
+        if stream.has_pending_writes() {
+            return Err(self);
+        }
+        let _ = stream.sync_offset(&self.fd);
         let max_buf_size = self.max_buf_size;
-        self.fd.try_unwrap().map_err(|fd| File { fd, max_buf_size })
+        let fd = self.fd.clone();
+        drop(self);
+        fd.try_unwrap().map_err(|fd| File::from_fd(fd, max_buf_size))
     }
 
     /// Reads from `pos` into `buf`, from its start up to its capacity
@@ -360,8 +397,9 @@ impl File {
 
     /// Flushes data and metadata to the device: `aio_fsync(O_SYNC)`.
     ///
-    /// glibc runs one descriptor's requests in order, so every write submitted
-    /// on this file before the call is covered; await your writes first.
+    /// Writes buffered by `AsyncWrite` are written first. glibc runs one
+    /// descriptor's requests in order, so every positioned write submitted on
+    /// this file before the call is covered too; await them first.
     ///
     /// # Errors
     ///
@@ -383,12 +421,13 @@ impl File {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn sync_all(&self) -> Sync {
-        Sync::new(self.fd.clone(), SyncMode::All)
+    pub async fn sync_all(&self) -> io::Result<()> {
+        self.flush_stream().await?;
+        Sync::new(self.fd.clone(), SyncMode::All).await
     }
 
     /// Flushes data (and the metadata needed to read it back) to the device:
-    /// `aio_fsync(O_DSYNC)`.
+    /// `aio_fsync(O_DSYNC)`, after the writes buffered by `AsyncWrite`.
     ///
     /// # Errors
     ///
@@ -408,11 +447,13 @@ impl File {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn sync_data(&self) -> Sync {
-        Sync::new(self.fd.clone(), SyncMode::Data)
+    pub async fn sync_data(&self) -> io::Result<()> {
+        self.flush_stream().await?;
+        Sync::new(self.fd.clone(), SyncMode::Data).await
     }
 
-    /// The file's metadata (`fstat`, on Tokio's blocking pool).
+    /// The file's metadata (`fstat`, on Tokio's blocking pool), after the writes
+    /// buffered by `AsyncWrite`.
     ///
     /// # Errors
     ///
@@ -429,11 +470,13 @@ impl File {
     /// # }
     /// ```
     pub async fn metadata(&self) -> io::Result<Metadata> {
+        self.flush_stream().await?;
         let fd = self.fd.clone();
         asyncify(move || fd.std().metadata()).await
     }
 
-    /// Truncates or extends the file to `size` bytes (`ftruncate`).
+    /// Truncates or extends the file to `size` bytes (`ftruncate`), after the
+    /// writes buffered by `AsyncWrite`. The stream position does not change.
     ///
     /// # Errors
     ///
@@ -452,8 +495,18 @@ impl File {
     /// # }
     /// ```
     pub async fn set_len(&self, size: u64) -> io::Result<()> {
+        let mut stream = self.stream.lock().await;
+        poll_fn(|cx| stream.poll_flush(cx, &self.fd)).await?;
+        stream.discard_read_ahead();
         let fd = self.fd.clone();
-        asyncify(move || fd.std().set_len(size)).await
+        let res = asyncify(move || {
+            let res = fd.std().set_len(size);
+            fd.bump_epoch();
+            res
+        })
+        .await;
+        drop(stream);
+        res
     }
 
     /// Changes the file's permissions (`fchmod`).
@@ -479,7 +532,8 @@ impl File {
     }
 
     /// A new `File` on a duplicate of the descriptor (`dup`), sharing the open
-    /// file description.
+    /// file description. Buffered writes are written first; the clone starts at
+    /// this file's stream position, and from then on each has its own.
     ///
     /// # Errors
     ///
@@ -496,13 +550,14 @@ impl File {
     /// # }
     /// ```
     pub async fn try_clone(&self) -> io::Result<File> {
+        {
+            let mut stream = self.stream.lock().await;
+            poll_fn(|cx| stream.poll_flush(cx, &self.fd)).await?;
+            stream.sync_offset(&self.fd)?;
+        }
         let fd = self.fd.clone();
-        let max_buf_size = self.max_buf_size;
         let std = asyncify(move || fd.std().try_clone()).await?;
-        Ok(File {
-            fd: FdRef::new(std),
-            max_buf_size,
-        })
+        Ok(File::from_fd(FdRef::new(std), self.max_buf_size))
     }
 
     /// Sets the largest buffer the `AsyncRead`/`AsyncWrite` adapters use per
@@ -525,6 +580,66 @@ impl File {
     /// The largest buffer the `AsyncRead`/`AsyncWrite` adapters use per request.
     pub fn max_buf_size(&self) -> usize {
         self.max_buf_size
+    }
+}
+
+impl Drop for File {
+    fn drop(&mut self) {
+        // Unflushed writes still go out, in the background; only `flush` and
+        // `sync_all` can report their errors.
+        self.stream.get_mut().detach(&self.fd);
+    }
+}
+
+impl AsyncRead for File {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let me = self.get_mut();
+        me.stream.get_mut().poll_read(cx, &me.fd, me.max_buf_size, buf)
+    }
+}
+
+impl AsyncWrite for File {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let me = self.get_mut();
+        me.stream.get_mut().poll_write(cx, &me.fd, me.max_buf_size, &[buf])
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let me = self.get_mut();
+        let slices: Vec<&[u8]> = bufs.iter().map(|b| &**b).collect();
+        me.stream.get_mut().poll_write(cx, &me.fd, me.max_buf_size, &slices)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let me = self.get_mut();
+        me.stream.get_mut().poll_flush(cx, &me.fd)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_flush(cx)
+    }
+}
+
+impl AsyncSeek for File {
+    fn start_seek(self: Pin<&mut Self>, position: SeekFrom) -> io::Result<()> {
+        self.get_mut().stream.get_mut().start_seek(position)
+    }
+
+    fn poll_complete(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<u64>> {
+        let me = self.get_mut();
+        me.stream.get_mut().poll_complete_seek(cx, &me.fd)
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod file;
 mod open_options;
+mod stream;
 
 pub use file::File;
 pub use open_options::OpenOptions;

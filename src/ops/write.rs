@@ -23,6 +23,8 @@ use crate::sys::fd::FdRef;
 #[derive(Debug)]
 pub struct WriteAt<B> {
     state: State<B>,
+    /// The file, to mark it written when the request finishes.
+    epoch: FdRef,
 }
 
 #[derive(Debug)]
@@ -45,6 +47,7 @@ impl<B: IoBuf> WriteAt<B> {
     /// Writes `buf[off..len]` at `pos`.
     pub(crate) fn with_offset(fd: FdRef, buf: B, off: usize, pos: u64) -> WriteAt<B> {
         WriteAt {
+            epoch: fd.clone(),
             state: State::Idle { fd, buf, off, pos },
         }
     }
@@ -75,7 +78,10 @@ impl<B: IoBuf> Future for WriteAt<B> {
                     this.state = State::Running(req);
                     Poll::Pending
                 }
-                Poll::Ready((res, cb)) => Poll::Ready((res, cb.into_buf())),
+                Poll::Ready((res, cb)) => {
+                    this.epoch.bump_epoch();
+                    Poll::Ready((res, cb.into_buf()))
+                }
             },
             State::Done => panic!("aiofs: WriteAt polled after completion"),
         }

@@ -8,7 +8,7 @@ use std::fs::File as StdFile;
 use std::io::{self, Seek};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use futures::task::AtomicWaker;
@@ -27,6 +27,8 @@ pub(crate) struct Fd {
     waiting: AtomicBool,
     /// Woken when a reference is dropped while `waiting` is set.
     waiter: Arc<AtomicWaker>,
+    /// Bumped when a write or `set_len` finishes: read-ahead older than that is stale.
+    epoch: AtomicU64,
 }
 
 /// A counted reference to an [`Fd`]: cloning it keeps the descriptor open.
@@ -56,6 +58,7 @@ impl FdRef {
                 seekable: AtomicU8::new(SEEK_UNKNOWN),
                 waiting: AtomicBool::new(false),
                 waiter: Arc::new(AtomicWaker::new()),
+                epoch: AtomicU64::new(0),
             }),
             wake: WakeOnDrop(None),
         }
@@ -72,6 +75,23 @@ impl FdRef {
 
     pub(crate) fn borrow(&self) -> BorrowedFd<'_> {
         self.fd.file.as_fd()
+    }
+
+    /// The write epoch: changes whenever a write or `set_len` finishes.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.fd.epoch.load(Ordering::Acquire)
+    }
+
+    /// A write or `set_len` finished.
+    pub(crate) fn bump_epoch(&self) {
+        self.fd.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Whether the descriptor was opened with `O_APPEND` (false if unknown).
+    pub(crate) fn is_append(&self) -> bool {
+        // SAFETY: `F_GETFL` only reads the flags of an open descriptor we own.
+        let flags = unsafe { libc::fcntl(self.raw(), libc::F_GETFL) };
+        flags != -1 && flags & libc::O_APPEND != 0
     }
 
     /// Refuses a descriptor that cannot seek (pipe, socket, tty) with `ESPIPE`.
