@@ -7,9 +7,9 @@ use std::io::{self, SeekFrom};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncSeek, AsyncWrite, ReadBuf};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
+use tokio::io::{AsyncRead, AsyncSeek, AsyncWrite, ReadBuf};
 
 use super::stream::Stream;
 use super::{OpenOptions, asyncify};
@@ -172,6 +172,10 @@ impl File {
         }
     }
 
+    pub(crate) fn fd(&self) -> &FdRef {
+        &self.fd
+    }
+
     /// Waits for the stream's pending writes (write-behind) to be in the file.
     async fn flush_stream(&self) -> io::Result<()> {
         let mut stream = self.stream.lock().await;
@@ -246,7 +250,8 @@ impl File {
         let max_buf_size = self.max_buf_size;
         let fd = self.fd.clone();
         drop(self);
-        fd.try_unwrap().map_err(|fd| File::from_fd(fd, max_buf_size))
+        fd.try_unwrap()
+            .map_err(|fd| File::from_fd(fd, max_buf_size))
     }
 
     /// Reads from `pos` into `buf`, from its start up to its capacity
@@ -598,14 +603,22 @@ impl AsyncRead for File {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let me = self.get_mut();
-        me.stream.get_mut().poll_read(cx, &me.fd, me.max_buf_size, buf)
+        me.stream
+            .get_mut()
+            .poll_read(cx, &me.fd, me.max_buf_size, buf)
     }
 }
 
 impl AsyncWrite for File {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let me = self.get_mut();
-        me.stream.get_mut().poll_write(cx, &me.fd, me.max_buf_size, &[buf])
+        me.stream
+            .get_mut()
+            .poll_write(cx, &me.fd, me.max_buf_size, &[buf])
     }
 
     fn poll_write_vectored(
@@ -615,7 +628,9 @@ impl AsyncWrite for File {
     ) -> Poll<io::Result<usize>> {
         let me = self.get_mut();
         let slices: Vec<&[u8]> = bufs.iter().map(|b| &**b).collect();
-        me.stream.get_mut().poll_write(cx, &me.fd, me.max_buf_size, &slices)
+        me.stream
+            .get_mut()
+            .poll_write(cx, &me.fd, me.max_buf_size, &slices)
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -90,7 +90,10 @@ impl ChunkRead {
             ChunkRead::Running(r) => Pin::new(r).poll(cx),
             ChunkRead::Ready(done) => match done.take() {
                 Some(d) => Poll::Ready(d),
-                None => Poll::Ready((Err(io::Error::other("aiofs: internal: read taken twice")), Vec::new())),
+                None => Poll::Ready((
+                    Err(io::Error::other("aiofs: internal: read taken twice")),
+                    Vec::new(),
+                )),
             },
         }
     }
@@ -136,7 +139,9 @@ impl WriteChunk {
     fn poll(&mut self, cx: &mut Context<'_>, fd: &FdRef) -> Poll<io::Result<()>> {
         loop {
             if self.failed {
-                return Poll::Ready(Err(io::Error::other("aiofs: internal: failed chunk polled")));
+                return Poll::Ready(Err(io::Error::other(
+                    "aiofs: internal: failed chunk polled",
+                )));
             }
             let write = match &mut self.write {
                 Some(w) => w,
@@ -145,10 +150,13 @@ impl WriteChunk {
                         return Poll::Ready(Ok(()));
                     }
                     let Some(buf) = self.buf.take() else {
-                        return Poll::Ready(Err(io::Error::other("aiofs: internal: chunk lost its buffer")));
+                        return Poll::Ready(Err(io::Error::other(
+                            "aiofs: internal: chunk lost its buffer",
+                        )));
                     };
                     let at = self.pos + self.written as u64;
-                    self.write.insert(WriteAt::with_offset(fd.clone(), buf, self.written, at))
+                    self.write
+                        .insert(WriteAt::with_offset(fd.clone(), buf, self.written, at))
                 }
             };
             let (res, buf) = ready!(Pin::new(write).poll(cx));
@@ -458,7 +466,11 @@ impl Stream {
         Ok(())
     }
 
-    pub(crate) fn poll_complete_seek(&mut self, cx: &mut Context<'_>, fd: &FdRef) -> Poll<io::Result<u64>> {
+    pub(crate) fn poll_complete_seek(
+        &mut self,
+        cx: &mut Context<'_>,
+        fd: &FdRef,
+    ) -> Poll<io::Result<u64>> {
         match self.seek {
             None => {
                 if self.pos_at_end {
@@ -570,7 +582,12 @@ impl ReadSide {
             Poll::Ready(done) => ChunkRead::Ready(Some(done)),
             Poll::Pending => ChunkRead::Running(read),
         };
-        self.inflight.push_back(Chunk { pos, len, epoch, read });
+        self.inflight.push_back(Chunk {
+            pos,
+            len,
+            epoch,
+            read,
+        });
         len
     }
 

@@ -15,7 +15,10 @@ use std::task::{Context, Poll};
 pub use fsync::Sync;
 pub use read::ReadAt;
 pub use write::WriteAt;
-pub(crate) use {read::read_exact_at, write::write_all_at};
+pub(crate) use {
+    read::{read_exact_at, read_full_at},
+    write::write_all_at,
+};
 
 use crate::driver::{self, Driver, Token};
 use crate::sys::aio::Aiocb;

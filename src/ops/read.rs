@@ -85,6 +85,25 @@ impl<B: IoBufMut> Future for ReadAt<B> {
     }
 }
 
+/// Reads until the buffer's capacity is filled or the file ends (no error then:
+/// the buffer's length says how much was read).
+pub(crate) async fn read_full_at<B: IoBufMut>(fd: FdRef, mut buf: B, pos: u64) -> BufResult<(), B> {
+    let total = buf.bytes_total();
+    let mut filled = 0;
+    while filled < total {
+        let at = pos.saturating_add(filled as u64);
+        let (res, b) = ReadAt::with_offset(fd.clone(), buf, filled, at).await;
+        buf = b;
+        match res {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return (Err(e), buf),
+        }
+    }
+    (Ok(()), buf)
+}
+
 /// `read_exact_at`: loops until the buffer's capacity is filled.
 pub(crate) async fn read_exact_at<B: IoBufMut>(
     fd: FdRef,
