@@ -55,7 +55,10 @@ async fn static_and_string_writes() {
     let file = File::from_std(tempfile::tempfile().unwrap());
     file.write_all_at(&b"static "[..], 0).await.0.unwrap();
     file.write_all_at("str ", 7).await.0.unwrap();
-    file.write_all_at(String::from("string"), 11).await.0.unwrap();
+    file.write_all_at(String::from("string"), 11)
+        .await
+        .0
+        .unwrap();
     let (res, v) = file.read_at(Vec::with_capacity(64), 0).await;
     assert_eq!(res.unwrap(), 17);
     assert_eq!(v, b"static str string");
@@ -65,7 +68,9 @@ async fn static_and_string_writes() {
 #[tokio::test]
 async fn bytes_and_bytes_mut() {
     let file = File::from_std(tempfile::tempfile().unwrap());
-    let (res, _) = file.write_at(bytes::Bytes::from_static(b"hello bytes"), 0).await;
+    let (res, _) = file
+        .write_at(bytes::Bytes::from_static(b"hello bytes"), 0)
+        .await;
     assert_eq!(res.unwrap(), 11);
     let (res, b) = file.read_at(bytes::BytesMut::with_capacity(5), 6).await;
     assert_eq!(res.unwrap(), 5);

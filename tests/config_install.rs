@@ -19,7 +19,11 @@ fn install_validates_refuses_a_different_config_and_limits_in_flight() {
 
     // The notifier is left to AIOFS_NOTIFIER so CI runs this under both.
     let limit = 2;
-    let config = || Config::new().max_in_flight(limit).signal(libc::SIGRTMIN() + 7);
+    let config = || {
+        Config::new()
+            .max_in_flight(limit)
+            .signal(libc::SIGRTMIN() + 7)
+    };
     config().install().expect("first install");
     config().install().expect("same config again");
     let err = Config::new().max_in_flight(3).install().unwrap_err();
@@ -58,7 +62,9 @@ fn install_validates_refuses_a_different_config_and_limits_in_flight() {
         for i in 0..500u64 {
             let file = Arc::clone(&file);
             tasks.push(tokio::spawn(async move {
-                let (res, buf) = file.read_at(Vec::with_capacity(64), (i * 64) % (1 << 16)).await;
+                let (res, buf) = file
+                    .read_at(Vec::with_capacity(64), (i * 64) % (1 << 16))
+                    .await;
                 assert_eq!(res.unwrap(), 64);
                 assert!(buf.iter().all(|&b| b == 5));
                 aiofs::stats().in_flight
@@ -66,7 +72,10 @@ fn install_validates_refuses_a_different_config_and_limits_in_flight() {
         }
         for t in tasks {
             let seen = t.await.unwrap();
-            assert!(seen <= limit as u64, "{seen} in flight over the limit {limit}");
+            assert!(
+                seen <= limit as u64,
+                "{seen} in flight over the limit {limit}"
+            );
         }
     });
 

@@ -35,7 +35,10 @@ fn full_signal_queue_results_are_resubmitted_never_shown() {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, signo);
-        assert_eq!(libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()), 0);
+        assert_eq!(
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()),
+            0
+        );
     }
     // More in flight than signals can be queued. The notifier comes from
     // AIOFS_NOTIFIER, so CI runs this under both.
@@ -66,7 +69,11 @@ fn full_signal_queue_results_are_resubmitted_never_shown() {
     // rest come back as -1/EAGAIN. Wait (bounded) until the driver has seen some.
     let deadline = Instant::now() + Duration::from_secs(30);
     while aiofs::stats().eagain_retries == 0 {
-        assert!(Instant::now() < deadline, "no EAGAIN result seen: {:?}", aiofs::stats());
+        assert!(
+            Instant::now() < deadline,
+            "no EAGAIN result seen: {:?}",
+            aiofs::stats()
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     // Let the queued signals be delivered (to this thread) so the queue drains.
@@ -75,7 +82,10 @@ fn full_signal_queue_results_are_resubmitted_never_shown() {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, signo);
-        assert_eq!(libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()), 0);
+        assert_eq!(
+            libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()),
+            0
+        );
     }
     rt.block_on(async {
         for (i, h) in handles.into_iter().enumerate() {

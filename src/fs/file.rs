@@ -56,7 +56,7 @@ pub struct File {
     max_buf_size: usize,
     /// Position, read-ahead and write-behind of `AsyncRead`/`AsyncWrite`/`AsyncSeek`.
     /// `&mut self` methods use it without locking; `&self` ones lock it.
-    stream: tokio::sync::Mutex<Stream>,
+    stream: Box<tokio::sync::Mutex<Stream>>,
 }
 
 impl fmt::Debug for File {
@@ -168,7 +168,7 @@ impl File {
         File {
             fd,
             max_buf_size,
-            stream: tokio::sync::Mutex::new(Stream::new()),
+            stream: Box::new(tokio::sync::Mutex::new(Stream::new())),
         }
     }
 
