@@ -1,9 +1,12 @@
 //! Asynchronous file I/O for Tokio on POSIX AIO.
 //!
-//! `aiofs` mirrors `tokio::fs`, but its reads and writes are real asynchronous
-//! requests (`aio_read`, `aio_write`, `aio_fsync`) instead of blocking calls on
-//! a thread pool. Each request is a future that owns its buffer; many can be in
-//! flight on one shared [`File`] at once, and dropping a future is always safe.
+//! `aiofs` mirrors `tokio::fs` (`use aiofs as fs;` is a drop-in), but its reads
+//! and writes are real asynchronous requests (`aio_read`, `aio_write`,
+//! `aio_fsync`) instead of blocking calls on a thread pool. The positioned
+//! methods ([`File::read_at`], [`File::write_at`], ...) are futures that own
+//! their buffer; many can be in flight on one shared [`File`] at once, and
+//! dropping one is always safe. [`File`] is also `AsyncRead + AsyncWrite +
+//! AsyncSeek`, with read-ahead and write-behind.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]

@@ -33,6 +33,14 @@ const DEFAULT_MAX_BUF_SIZE: usize = 2 * 1024 * 1024;
 /// while requests are in flight closes the descriptor only after the last one,
 /// so no request can ever land on a reused descriptor number.
 ///
+/// `File` is also `AsyncRead + AsyncWrite + AsyncSeek`, a drop-in for
+/// `tokio::fs::File`, with read-ahead and write-behind: see the crate's README
+/// ("The stream"). Buffered writes are written by `flush`, `shutdown`,
+/// `sync_all`, `sync_data`, `metadata`, `set_len`, `try_clone`, `into_std`, any
+/// read, and in the background when the `File` is dropped; only `flush`,
+/// `shutdown`, `sync_all` and `sync_data` report their errors (and any later
+/// write). The positioned methods bypass the stream's buffers.
+///
 /// # Examples
 ///
 /// ```
