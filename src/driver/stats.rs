@@ -51,7 +51,8 @@ pub struct Stats {
     /// Requests in flight now whose future was dropped: the driver keeps their
     /// buffer and descriptor until they finish.
     pub orphaned: u64,
-    /// Futures dropped while their request was in flight (an `aio_cancel` hint was sent).
+    /// Futures dropped while their request was in flight (the request runs to
+    /// completion in the driver's care; its result is discarded).
     pub cancelled: u64,
     /// Requests that had to wait for a place under the in-flight limit.
     pub waited: u64,

@@ -65,12 +65,19 @@ struct Slot {
 pub(crate) struct AfterUnlock {
     pub(crate) wakers: Vec<Waker>,
     pub(crate) freed: Vec<Aiocb>,
+    /// Finished orphans among `freed`: they leave the `in_flight` and `orphaned`
+    /// gauges only once their buffer and descriptor are released.
+    orphans: u64,
 }
 
 impl AfterUnlock {
     pub(crate) fn run(self) {
         self.wakers.into_iter().for_each(Waker::wake);
         drop(self.freed);
+        if self.orphans > 0 {
+            sub(&IN_FLIGHT, self.orphans);
+            sub(&ORPHANED, self.orphans);
+        }
     }
 }
 
@@ -209,8 +216,10 @@ impl Table {
                 slot.state = State::Orphaned;
                 add(&ORPHANED, 1);
                 add(&CANCELLED, 1);
-                // A hint: a request not started yet finishes at once with ECANCELED.
-                slot.cb.cancel();
+                // No `aio_cancel`, not even as a hint: on glibc 2.36, cancelling the
+                // request at the head of a descriptor's queue before a worker takes
+                // it leaves the requests queued behind it EINPROGRESS forever
+                // (tests/concurrency.rs covers it). The orphan runs to completion.
             }
             State::Orphaned => {}
         }
@@ -263,9 +272,10 @@ impl Table {
         };
         let res = slot.cb.reap(code);
         self.in_flight -= 1;
-        sub(&IN_FLIGHT, 1);
-
         let orphaned = matches!(slot.state, State::Orphaned);
+        if !orphaned {
+            sub(&IN_FLIGHT, 1);
+        }
         if code == libc::EAGAIN && !orphaned {
             // The I/O may have happened, but glibc could not queue the completion
             // signal (RLIMIT_SIGPENDING) and replaced the result with -1/EAGAIN.
@@ -297,7 +307,7 @@ impl Table {
         }
         match std::mem::replace(&mut slot.state, State::Done(res)) {
             State::Orphaned => {
-                sub(&ORPHANED, 1);
+                out.orphans += 1;
                 out.freed.push(self.slots.remove(key).cb);
             }
             State::Submitted(Some(w)) | State::Queued(Some(w)) => out.wakers.push(w),

@@ -358,8 +358,8 @@ impl File {
     ///
     /// # Cancel safety
     ///
-    /// Dropping the future never blocks; the write still happens (or is cancelled
-    /// if it had not started), and its outcome is unknown.
+    /// Dropping the future never blocks; the write still runs to completion in
+    /// the driver's care, and its outcome is not reported.
     ///
     /// # Examples
     ///

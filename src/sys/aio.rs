@@ -1,5 +1,8 @@
 //! POSIX AIO: the control block and the `aio_*` calls.
 //!
+//! `aio_cancel` is deliberately absent: on glibc 2.36, cancelling the request at
+//! the head of a descriptor's queue strands the requests queued behind it.
+//!
 //! An [`Aiocb`] owns everything the kernel-side worker touches: the `aiocb`
 //! itself (boxed, so its address is stable), the buffer its `aio_buf` points
 //! into, and a reference to the descriptor. Because it owns them, submitting is
@@ -225,21 +228,6 @@ impl Aiocb {
             ))
         } else {
             Ok(ret as usize)
-        }
-    }
-
-    /// `aio_cancel` as a hint: a request not yet started finishes with `ECANCELED`;
-    /// a running one (`AIO_NOTCANCELED`) finishes normally. Either way its
-    /// completion is still signalled.
-    pub(crate) fn cancel(&mut self) {
-        if !self.in_flight {
-            return;
-        }
-        let cb = self.block.cb();
-        // SAFETY: the aiocb is valid and owned by us; `aio_cancel` may write the
-        // error code into it, which is what the block is for.
-        unsafe {
-            libc::aio_cancel((*cb).aio_fildes, cb);
         }
     }
 
