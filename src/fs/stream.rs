@@ -66,6 +66,12 @@ struct ReadSide {
     /// gets there (then a fresh read looks again).
     stop: Option<u64>,
     spare: Vec<Vec<u8>>,
+    /// A duplicate descriptor for every other read-ahead request: glibc runs one
+    /// request per descriptor at a time, so two descriptors copy in parallel.
+    /// Made when the window first widens (a sequential reader).
+    alt: Option<FdRef>,
+    /// The next request goes to `alt`.
+    use_alt: bool,
 }
 
 #[derive(Debug)]
@@ -332,6 +338,10 @@ impl Stream {
                         // Sequential: widen the window.
                         r.window = (r.window + 1).min(MAX_WINDOW);
                         r.chunk = (r.chunk * 2).min(max_chunk);
+                        if r.alt.is_none() && r.window > 2 {
+                            // No second descriptor (EMFILE...): one is enough.
+                            r.alt = fd.std().try_clone().ok().map(FdRef::new);
+                        }
                     }
                 }
                 Err(e) => {
@@ -576,7 +586,12 @@ impl ReadSide {
         let buf = self.buffer(len);
         let len = buf.capacity();
         let epoch = fd.epoch();
-        let mut read = ReadAt::new(fd.clone(), buf, pos);
+        let target = match (&self.alt, self.use_alt) {
+            (Some(alt), true) => alt.clone(),
+            _ => fd.clone(),
+        };
+        self.use_alt = !self.use_alt;
+        let mut read = ReadAt::new(target, buf, pos);
         // The first poll submits; the result is collected in order later.
         let read = match Pin::new(&mut read).poll(cx) {
             Poll::Ready(done) => ChunkRead::Ready(Some(done)),
