@@ -116,6 +116,11 @@ impl Driver {
         self.with_table(|t, out| t.orphan(token, out));
     }
 
+    /// The future of `token` lets go, but its request must still run.
+    pub(crate) fn detach(&self, token: Token) {
+        self.with_table(|t, out| t.detach(token, out));
+    }
+
     /// Completion tokens from the self-pipe; `scan` when the pipe overflowed.
     fn complete(&self, tokens: &[usize], scan: bool) {
         self.with_table(|t, out| {

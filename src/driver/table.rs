@@ -43,6 +43,9 @@ impl Token {
 enum State {
     /// Waiting for a place under the in-flight limit (or for a retry after `EAGAIN`).
     Queued(Option<Waker>),
+    /// Queued, and its future detached: submitted when there is room, then
+    /// orphaned (a write-behind of a dropped `File`).
+    QueuedDetached,
     /// In the OS; the future waits.
     Submitted(Option<Waker>),
     /// In the OS; the future was dropped. Freed when it finishes.
@@ -168,6 +171,10 @@ impl Table {
         add(&IN_FLIGHT, 1);
         slot.state = match std::mem::replace(&mut slot.state, State::Orphaned) {
             State::Queued(w) | State::Submitted(w) => State::Submitted(w),
+            State::QueuedDetached => {
+                add(&ORPHANED, 1);
+                State::Orphaned
+            }
             other => other,
         };
         Ok(())
@@ -195,7 +202,21 @@ impl Table {
                     _ => unreachable!(),
                 }
             }
-            State::Orphaned => unreachable!("aiofs: internal: polled an orphan"),
+            State::Orphaned | State::QueuedDetached => {
+                unreachable!("aiofs: internal: polled an orphan")
+            }
+        }
+    }
+
+    /// The future of `token` lets go but wants the request to run: a queued one
+    /// is submitted when there is room. The driver frees it when it completes.
+    pub(crate) fn detach(&mut self, token: Token, out: &mut AfterUnlock) {
+        let Some(key) = self.lookup(token) else {
+            return;
+        };
+        match self.slots[key].state {
+            State::Queued(_) => self.slots[key].state = State::QueuedDetached,
+            _ => self.orphan(token, out),
         }
     }
 
@@ -212,6 +233,7 @@ impl Table {
                 out.freed.push(self.slots.remove(key).cb);
             }
             State::Done(_) => out.freed.push(self.slots.remove(key).cb),
+            State::QueuedDetached => {}
             State::Submitted(_) => {
                 slot.state = State::Orphaned;
                 add(&ORPHANED, 1);
@@ -325,7 +347,7 @@ impl Table {
             let Some(key) = self.lookup(token) else {
                 continue; // dropped while queued
             };
-            if !matches!(self.slots[key].state, State::Queued(_)) {
+            if !matches!(self.slots[key].state, State::Queued(_) | State::QueuedDetached) {
                 continue;
             }
             match self.start(key) {

@@ -349,6 +349,10 @@ impl File {
     /// With `O_APPEND` the data lands at the end of the file, whatever `pos` says
     /// (Linux `pwrite` semantics).
     ///
+    /// This bypasses the `AsyncWrite` buffer: bytes written through `AsyncWrite`
+    /// and not yet flushed may land later and overwrite it. Flush first when the
+    /// two overlap.
+    ///
     /// # Errors
     ///
     /// - `InvalidInput` if `pos` + length passes `i64::MAX` (nothing submitted);

@@ -80,6 +80,9 @@ struct Chunk {
     len: usize,
     /// The file's write epoch when the read was submitted.
     epoch: u64,
+    /// Submitted because the reader wanted these bytes now (not read ahead):
+    /// only such a read may report the end of file.
+    fresh: bool,
     read: ChunkRead,
 }
 
@@ -197,11 +200,10 @@ impl WriteChunk {
             let at = self.pos + self.written as u64;
             self.write = Some(WriteAt::with_offset(fd.clone(), buf, self.written, at));
         }
-        if let Some(mut w) = self.write.take() {
-            // One poll submits it; dropping the future then orphans the request,
-            // which still runs to completion.
-            let mut cx = Context::from_waker(futures::task::noop_waker_ref());
-            let _ = Pin::new(&mut w).poll(&mut cx);
+        if let Some(w) = self.write.take() {
+            // Submitted now, or when the in-flight limit lets it; the driver then
+            // keeps it until it completes. (A short write's rest is not retried.)
+            w.detach();
         }
     }
 }
@@ -303,7 +305,7 @@ impl Stream {
                 // A fresh read, even where the file ended before (it may have grown).
                 r.stop = None;
                 let len = r.chunk.max(dst.remaining().min(max_chunk));
-                r.submit(cx, fd, pos, len);
+                r.submit(cx, fd, pos, len, true);
                 r.top_up(cx, fd, pos);
             }
             let Some(front) = r.inflight.front_mut() else {
@@ -331,6 +333,13 @@ impl Stream {
                         r.stop = Some(chunk.pos + n as u64);
                         r.inflight.clear();
                         if n == 0 {
+                            if !chunk.fresh {
+                                // Read ahead, maybe long ago: the file may have grown
+                                // since. Look again before reporting the end.
+                                r.drop_data();
+                                r.window = 1;
+                                continue;
+                            }
                             r.window = 0;
                             return Poll::Ready(Ok(()));
                         }
@@ -500,28 +509,20 @@ impl Stream {
     }
 
     fn apply_seek(&mut self, fd: &FdRef, target: SeekFrom) -> io::Result<u64> {
-        let base = match target {
-            SeekFrom::Start(p) => {
-                self.pos = Some(p);
-                return Ok(p);
-            }
-            SeekFrom::Current(d) => (self.position(fd)?, d),
-            SeekFrom::End(d) => (fd.std().metadata()?.len(), d),
+        let new = match target {
+            SeekFrom::Start(p) => Some(p),
+            SeekFrom::Current(d) => offset(self.position(fd)?, d),
+            SeekFrom::End(d) => offset(fd.std().metadata()?.len(), d),
         };
-        let (from, delta) = base;
-        let new = if delta >= 0 {
-            from.checked_add(delta as u64)
-        } else {
-            from.checked_sub(delta.unsigned_abs())
-        };
-        match new {
+        // As `lseek`: a position must be a valid `off_t`.
+        match new.filter(|&p| p <= i64::MAX as u64) {
             Some(p) => {
                 self.pos = Some(p);
                 Ok(p)
             }
             None => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "aiofs: invalid seek to a negative or overflowing position",
+                "aiofs: invalid seek to a negative position or past i64::MAX",
             )),
         }
     }
@@ -548,6 +549,15 @@ impl Stream {
         for c in w.inflight.drain(..) {
             c.detach(fd);
         }
+    }
+}
+
+/// `from + delta`, if it is neither negative nor past `u64::MAX`.
+fn offset(from: u64, delta: i64) -> Option<u64> {
+    if delta >= 0 {
+        from.checked_add(delta as u64)
+    } else {
+        from.checked_sub(delta.unsigned_abs())
     }
 }
 
@@ -582,7 +592,7 @@ impl ReadSide {
     }
 
     /// Starts a read of at least `len` bytes at `pos`; returns its length.
-    fn submit(&mut self, cx: &mut Context<'_>, fd: &FdRef, pos: u64, len: usize) -> usize {
+    fn submit(&mut self, cx: &mut Context<'_>, fd: &FdRef, pos: u64, len: usize, fresh: bool) -> usize {
         let buf = self.buffer(len);
         let len = buf.capacity();
         let epoch = fd.epoch();
@@ -601,6 +611,7 @@ impl ReadSide {
             pos,
             len,
             epoch,
+            fresh,
             read,
         });
         len
@@ -617,7 +628,7 @@ impl ReadSide {
                 return;
             }
             let len = self.chunk;
-            next += self.submit(cx, fd, next, len) as u64;
+            next += self.submit(cx, fd, next, len, false) as u64;
         }
     }
 }

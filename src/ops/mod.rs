@@ -62,6 +62,15 @@ impl InFlight {
     }
 }
 
+impl InFlight {
+    /// Lets go of the request without cancelling it: it runs (when the in-flight
+    /// limit allows) and the driver frees it when it completes.
+    fn detach(mut self) {
+        self.driver.detach(self.token);
+        self.finished = true;
+    }
+}
+
 impl Drop for InFlight {
     fn drop(&mut self) {
         if !self.finished {

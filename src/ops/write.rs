@@ -53,6 +53,22 @@ impl<B: IoBuf> WriteAt<B> {
     }
 }
 
+impl<B: IoBuf> WriteAt<B> {
+    /// Submits the write (now, or when the in-flight limit allows) and lets go
+    /// of it: it runs to completion in the driver's care; its result is dropped.
+    pub(crate) fn detach(mut self) {
+        if matches!(self.state, State::Idle { .. }) {
+            let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+            if Pin::new(&mut self).poll(&mut cx).is_ready() {
+                return; // refused before submission
+            }
+        }
+        if let State::Running(req) = std::mem::replace(&mut self.state, State::Done) {
+            req.detach();
+        }
+    }
+}
+
 impl<B: IoBuf> Future for WriteAt<B> {
     type Output = BufResult<usize, B>;
 
