@@ -549,8 +549,9 @@ impl File {
     }
 
     /// A new `File` on a duplicate of the descriptor (`dup`), sharing the open
-    /// file description. Buffered writes are written first; the clone starts at
-    /// this file's stream position, and from then on each has its own.
+    /// file description. Buffered writes are written first; the clone shares the
+    /// stream position (as a `dup`'ed descriptor shares its offset), each with its
+    /// own buffers.
     ///
     /// # Errors
     ///
@@ -572,9 +573,14 @@ impl File {
             poll_fn(|cx| stream.poll_flush(cx, &self.fd)).await?;
             stream.sync_offset(&self.fd)?;
         }
+        let cursor = self.stream.lock().await.cursor();
         let fd = self.fd.clone();
         let std = asyncify(move || fd.std().try_clone()).await?;
-        Ok(File::from_fd(FdRef::new(std), self.max_buf_size))
+        Ok(File {
+            fd: FdRef::new(std),
+            max_buf_size: self.max_buf_size,
+            stream: Box::new(tokio::sync::Mutex::new(Stream::with_cursor(cursor))),
+        })
     }
 
     /// Sets the largest buffer the `AsyncRead`/`AsyncWrite` adapters use per

@@ -1,10 +1,11 @@
 //! The sequential stream over positioned AIO: a position, read-ahead and
 //! write-behind, behaving as a sequential `std::fs::File` would.
 //!
-//! - **Read-ahead**: sequential reading keeps up to [`MAX_WINDOW`] positioned
-//!   reads of up to [`MAX_CHUNK`] bytes in flight; a seek or random access shrinks
-//!   the window back to one small read. End of file is never cached: when the
-//!   reader reaches the end again, a fresh read looks for new data.
+//! - **Read-ahead**: the first read at a position reads what was asked; a reader
+//!   that goes on where it stopped gets up to [`MAX_WINDOW`] positioned reads of
+//!   up to [`MAX_CHUNK`] bytes in flight; a seek or random access drops them.
+//!   End of file is never cached: when the reader reaches the end again, a fresh
+//!   read looks for new data.
 //! - **Write-behind**: `poll_write` copies into an owned buffer and returns; full
 //!   buffers go out as positioned writes, several in flight. A failed write keeps
 //!   its data, reports the error to the next write, flush or shutdown, and is
@@ -17,6 +18,8 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::io::{self, Seek, SeekFrom};
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 
 use tokio::io::ReadBuf;
@@ -36,11 +39,8 @@ const MAX_WRITES: usize = 4;
 /// The stream state of a `File`.
 #[derive(Debug)]
 pub(crate) struct Stream {
-    /// The position, read from the descriptor's offset at first use.
-    pos: Option<u64>,
-    /// An `O_APPEND` write went out: the position is the end of file, resolved
-    /// when next needed.
-    pos_at_end: bool,
+    /// The position, shared with the `File`'s clones.
+    cursor: Arc<Cursor>,
     /// `O_APPEND`, read at first write.
     append: Option<bool>,
     read: ReadSide,
@@ -72,6 +72,8 @@ struct ReadSide {
     alt: Option<FdRef>,
     /// The next request goes to `alt`.
     use_alt: bool,
+    /// Where the last read ended: a read there is sequential.
+    next_seq: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -208,11 +210,34 @@ impl WriteChunk {
     }
 }
 
+/// The stream position, shared by a `File` and its `try_clone`s as a descriptor
+/// offset is shared by `dup`s: `UNKNOWN` until first use (then read from the
+/// descriptor's offset), `AT_END` after an `O_APPEND` write (the end of file,
+/// resolved when next needed).
+#[derive(Debug)]
+pub(crate) struct Cursor(AtomicU64);
+
+const UNKNOWN: u64 = u64::MAX;
+const AT_END: u64 = u64::MAX - 1;
+
+impl Cursor {
+    fn get(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+    fn set(&self, pos: u64) {
+        self.0.store(pos, Ordering::Release);
+    }
+}
+
 impl Stream {
     pub(crate) fn new() -> Stream {
+        Stream::with_cursor(Arc::new(Cursor(AtomicU64::new(UNKNOWN))))
+    }
+
+    /// A stream sharing `cursor` (a clone's).
+    pub(crate) fn with_cursor(cursor: Arc<Cursor>) -> Stream {
         Stream {
-            pos: None,
-            pos_at_end: false,
+            cursor,
             append: None,
             read: ReadSide::default(),
             write: WriteSide::default(),
@@ -225,23 +250,26 @@ impl Stream {
         !self.write.buf.is_empty() || !self.write.inflight.is_empty()
     }
 
+    /// The shared position, for a clone.
+    pub(crate) fn cursor(&self) -> Arc<Cursor> {
+        Arc::clone(&self.cursor)
+    }
+
     /// The position, resolving it from the descriptor the first time, and after
-    /// appends (the end of file). Needs the writes drained for the latter.
+    /// appends (the end of file: callers drain the writes first).
     fn position(&mut self, fd: &FdRef) -> io::Result<u64> {
-        if self.pos_at_end && !self.has_pending_writes() {
-            let mut f = fd.std();
-            self.pos = Some(f.seek(SeekFrom::End(0))?);
-            self.pos_at_end = false;
-        }
-        match self.pos {
-            Some(p) => Ok(p),
-            None => {
-                let mut f = fd.std();
-                let p = f.stream_position()?;
-                self.pos = Some(p);
-                Ok(p)
-            }
-        }
+        let mut f = fd.std();
+        let pos = match self.cursor.get() {
+            AT_END => f.seek(SeekFrom::End(0))?,
+            UNKNOWN => f.stream_position()?,
+            pos => return Ok(pos),
+        };
+        self.cursor.set(pos);
+        Ok(pos)
+    }
+
+    fn at_end(&self) -> bool {
+        self.cursor.get() == AT_END
     }
 
     fn is_append(&mut self, fd: &FdRef) -> bool {
@@ -278,35 +306,41 @@ impl Stream {
             let end = r.at + (r.data.len() - r.off) as u64;
             if pos >= r.at && pos < end {
                 let start = r.off + (pos - r.at) as usize;
-                let n = dst.remaining().min(r.data.len() - start);
+                let n = dst.remaining().min(r.data.len() - start).min(max_buf_size.max(1));
                 dst.put_slice(&r.data[start..start + n]);
                 pos += n as u64;
                 r.off = start + n;
                 r.at = pos;
-                self.pos = Some(pos);
+                self.cursor.set(pos);
                 r.top_up(cx, fd, pos);
                 return Poll::Ready(Ok(()));
             }
             r.drop_data();
 
-            // The next read in flight is for `pos`?
-            match r.inflight.front() {
-                Some(c) if c.pos == pos => {}
-                Some(_) => {
-                    // Random access: forget the read-ahead, start small.
-                    r.reset(dst.remaining(), max_chunk);
-                }
-                None => {}
+            // The next read in flight is for `pos`? If not (random access),
+            // forget the read-ahead.
+            if r.inflight.front().is_some_and(|c| c.pos != pos) {
+                r.inflight.clear();
             }
             if r.inflight.is_empty() {
-                if r.window == 0 {
-                    r.reset(dst.remaining(), max_chunk);
-                }
                 // A fresh read, even where the file ended before (it may have grown).
                 r.stop = None;
-                let len = r.chunk.max(dst.remaining().min(max_chunk));
-                r.submit(cx, fd, pos, len, true);
-                r.top_up(cx, fd, pos);
+                if r.next_seq == Some(pos) {
+                    // The reader goes on where the last read ended: read ahead.
+                    if r.window < 2 {
+                        r.window = 2;
+                        r.chunk = dst.remaining().clamp(MIN_CHUNK, max_chunk);
+                    }
+                    let len = r.chunk.max(dst.remaining().min(max_chunk));
+                    r.submit(cx, fd, pos, len, true);
+                    r.top_up(cx, fd, pos);
+                } else {
+                    // First read here: exactly what was asked (as `tokio::fs`),
+                    // no read-ahead until the reader proves sequential.
+                    r.window = 0;
+                    let len = dst.remaining().min(max_buf_size).max(1);
+                    r.submit_exact(cx, fd, pos, len);
+                }
             }
             let Some(front) = r.inflight.front_mut() else {
                 return Poll::Ready(Err(io::Error::other("aiofs: internal: no read in flight")));
@@ -327,6 +361,7 @@ impl Stream {
                     r.off = 0;
                     r.at = chunk.pos;
                     r.data_epoch = chunk.epoch;
+                    r.next_seq = Some(chunk.pos + n as u64);
                     if n < chunk.len {
                         // Short: the file ends here (for now). Reads beyond it are
                         // for a gap or past the end: drop them.
@@ -337,13 +372,15 @@ impl Stream {
                                 // Read ahead, maybe long ago: the file may have grown
                                 // since. Look again before reporting the end.
                                 r.drop_data();
-                                r.window = 1;
+                                r.window = 0;
+                                r.next_seq = None;
                                 continue;
                             }
                             r.window = 0;
+                            r.next_seq = None;
                             return Poll::Ready(Ok(()));
                         }
-                    } else {
+                    } else if r.window >= 2 {
                         // Sequential: widen the window.
                         r.window = (r.window + 1).min(MAX_WINDOW);
                         r.chunk = (r.chunk * 2).min(max_chunk);
@@ -427,11 +464,7 @@ impl Stream {
         if w.buf.len() >= chunk {
             w.submit(cx, fd);
         }
-        if append {
-            self.pos_at_end = true;
-        } else {
-            self.pos = Some(pos + n as u64);
-        }
+        self.cursor.set(if append { AT_END } else { pos + n as u64 });
         Poll::Ready(Ok(n))
     }
 
@@ -492,13 +525,13 @@ impl Stream {
     ) -> Poll<io::Result<u64>> {
         match self.seek {
             None => {
-                if self.pos_at_end {
+                if self.at_end() {
                     ready!(self.poll_flush(cx, fd))?;
                 }
                 Poll::Ready(self.position(fd))
             }
             Some(target) => {
-                if matches!(target, SeekFrom::End(_)) || self.pos_at_end {
+                if matches!(target, SeekFrom::End(_)) || self.at_end() {
                     // The end of file counts every write made before.
                     ready!(self.poll_flush(cx, fd))?;
                 }
@@ -517,7 +550,12 @@ impl Stream {
         // As `lseek`: a position must be a valid `off_t`.
         match new.filter(|&p| p <= i64::MAX as u64) {
             Some(p) => {
-                self.pos = Some(p);
+                if self.cursor.get() != p {
+                    // Moved: what was read ahead may have changed through another
+                    // descriptor since; read again from the new place.
+                    self.discard_read_ahead();
+                }
+                self.cursor.set(p);
                 Ok(p)
             }
             None => Err(io::Error::new(
@@ -531,7 +569,7 @@ impl Stream {
 
     /// Sets the descriptor's offset to the stream position (for `into_std`).
     pub(crate) fn sync_offset(&mut self, fd: &FdRef) -> io::Result<()> {
-        if self.pos.is_some() || self.pos_at_end {
+        if self.cursor.get() != UNKNOWN {
             let p = self.position(fd)?;
             let mut f = fd.std();
             f.seek(SeekFrom::Start(p))?;
@@ -562,13 +600,6 @@ fn offset(from: u64, delta: i64) -> Option<u64> {
 }
 
 impl ReadSide {
-    fn reset(&mut self, want: usize, max_chunk: usize) {
-        self.inflight.clear();
-        self.window = 1;
-        self.chunk = want.clamp(MIN_CHUNK, max_chunk);
-        self.stop = None;
-    }
-
     fn drop_data(&mut self) {
         if self.data.capacity() != 0 {
             let mut buf = std::mem::take(&mut self.data);
@@ -589,6 +620,22 @@ impl ReadSide {
             }
             None => Vec::with_capacity(len),
         }
+    }
+
+    /// Starts a read of exactly `len` bytes at `pos`, the reader's own.
+    fn submit_exact(&mut self, cx: &mut Context<'_>, fd: &FdRef, pos: u64, len: usize) {
+        let mut read = ReadAt::new(fd.clone(), Vec::with_capacity(len), pos);
+        let read = match Pin::new(&mut read).poll(cx) {
+            Poll::Ready(done) => ChunkRead::Ready(Some(done)),
+            Poll::Pending => ChunkRead::Running(read),
+        };
+        self.inflight.push_back(Chunk {
+            pos,
+            len,
+            epoch: fd.epoch(),
+            fresh: true,
+            read,
+        });
     }
 
     /// Starts a read of at least `len` bytes at `pos`; returns its length.
