@@ -347,7 +347,10 @@ impl Table {
             let Some(key) = self.lookup(token) else {
                 continue; // dropped while queued
             };
-            if !matches!(self.slots[key].state, State::Queued(_) | State::QueuedDetached) {
+            if !matches!(
+                self.slots[key].state,
+                State::Queued(_) | State::QueuedDetached
+            ) {
                 continue;
             }
             match self.start(key) {

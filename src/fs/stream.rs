@@ -306,7 +306,10 @@ impl Stream {
             let end = r.at + (r.data.len() - r.off) as u64;
             if pos >= r.at && pos < end {
                 let start = r.off + (pos - r.at) as usize;
-                let n = dst.remaining().min(r.data.len() - start).min(max_buf_size.max(1));
+                let n = dst
+                    .remaining()
+                    .min(r.data.len() - start)
+                    .min(max_buf_size.max(1));
                 dst.put_slice(&r.data[start..start + n]);
                 pos += n as u64;
                 r.off = start + n;
@@ -464,7 +467,8 @@ impl Stream {
         if w.buf.len() >= chunk {
             w.submit(cx, fd);
         }
-        self.cursor.set(if append { AT_END } else { pos + n as u64 });
+        self.cursor
+            .set(if append { AT_END } else { pos + n as u64 });
         Poll::Ready(Ok(n))
     }
 
@@ -639,7 +643,14 @@ impl ReadSide {
     }
 
     /// Starts a read of at least `len` bytes at `pos`; returns its length.
-    fn submit(&mut self, cx: &mut Context<'_>, fd: &FdRef, pos: u64, len: usize, fresh: bool) -> usize {
+    fn submit(
+        &mut self,
+        cx: &mut Context<'_>,
+        fd: &FdRef,
+        pos: u64,
+        len: usize,
+        fresh: bool,
+    ) -> usize {
         let buf = self.buffer(len);
         let len = buf.capacity();
         let epoch = fd.epoch();
