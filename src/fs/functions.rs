@@ -161,23 +161,27 @@ pub async fn copy(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<u6
     }
 
     // Reads in order, up to COPY_DEPTH ahead; writes in flight as reads finish.
+    // At most 2 x COPY_DEPTH buffers circulate: a finished write's buffer is
+    // the next read's (fresh allocations cost a page fault per 4 KiB).
     let src = from.fd().clone();
-    let read_chunk = move |pos: u64| {
+    let read_chunk = move |buf: Vec<u8>, pos: u64| {
         let src = src.clone();
         async move {
-            let (res, buf) =
-                crate::ops::read_full_at(src, Vec::with_capacity(COPY_CHUNK), pos).await;
+            let (res, buf) = crate::ops::read_full_at(src, buf, pos).await;
             res.map(|()| (pos, buf))
         }
     };
+    let mut free: Vec<Vec<u8>> = Vec::new();
     let mut reads = FuturesOrdered::new();
     let mut writes = FuturesUnordered::new();
     let mut next = 0u64;
     let mut reading = true;
     let mut copied = 0u64;
     loop {
-        while reading && reads.len() < COPY_DEPTH {
-            reads.push_back(read_chunk(next));
+        while reading && reads.len() < COPY_DEPTH && writes.len() < COPY_DEPTH {
+            let mut buf = free.pop().unwrap_or_else(|| Vec::with_capacity(COPY_CHUNK));
+            buf.clear();
+            reads.push_back(read_chunk(buf, next));
             next += COPY_CHUNK as u64;
         }
         if reads.is_empty() && writes.is_empty() {
@@ -196,7 +200,10 @@ pub async fn copy(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<u6
                     writes.push(to.write_all_at(buf, pos));
                 }
             }
-            Some((res, _)) = writes.next(), if !writes.is_empty() => res?,
+            Some((res, buf)) = writes.next(), if !writes.is_empty() => {
+                res?;
+                free.push(buf);
+            }
         }
     }
 }

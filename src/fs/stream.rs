@@ -354,7 +354,7 @@ impl Stream {
             };
             if chunk.epoch != fd.epoch() {
                 // A write finished after this read was submitted: it may be stale.
-                r.spare.push(buf);
+                r.recycle(buf);
                 r.inflight.clear();
                 continue;
             }
@@ -394,7 +394,7 @@ impl Stream {
                     }
                 }
                 Err(e) => {
-                    r.spare.push(buf);
+                    r.recycle(buf);
                     r.inflight.clear();
                     r.window = 0;
                     return Poll::Ready(Err(e));
@@ -605,23 +605,34 @@ fn offset(from: u64, delta: i64) -> Option<u64> {
 
 impl ReadSide {
     fn drop_data(&mut self) {
-        if self.data.capacity() != 0 {
-            let mut buf = std::mem::take(&mut self.data);
-            buf.clear();
-            if self.spare.len() < MAX_WINDOW + 1 {
-                self.spare.push(buf);
-            }
-        }
+        let buf = std::mem::take(&mut self.data);
+        self.recycle(buf);
         self.off = 0;
     }
 
+    /// Keeps a buffer for the next read-ahead request. Only buffers of the
+    /// current request size are worth keeping: a fresh allocation of that size
+    /// costs a page fault per 4 KiB once glibc gave the memory back to the OS.
+    fn recycle(&mut self, mut buf: Vec<u8>) {
+        if buf.capacity() < self.chunk || buf.capacity() < MIN_CHUNK {
+            return;
+        }
+        buf.clear();
+        if self.spare.len() < MAX_WINDOW + 2 {
+            self.spare.push(buf);
+        } else if let Some(small) = self.spare.iter_mut().min_by_key(|b| b.capacity())
+            && small.capacity() < buf.capacity()
+        {
+            *small = buf;
+        }
+    }
+
     fn buffer(&mut self, len: usize) -> Vec<u8> {
-        match self.spare.iter().position(|b| b.capacity() >= len) {
-            Some(i) => {
-                let mut b = self.spare.swap_remove(i);
-                b.clear();
-                b
-            }
+        // Smaller spares will never fit again (the request size only grows
+        // until the next reset): let them go.
+        self.spare.retain(|b| b.capacity() >= len);
+        match self.spare.pop() {
+            Some(b) => b,
             None => Vec::with_capacity(len),
         }
     }
