@@ -97,6 +97,15 @@ impl Driver {
         self.with_table(|t, out| t.submit(cb, waker, out))
     }
 
+    /// Takes several requests, started together with `lio_listio` as far as the
+    /// in-flight limit allows.
+    pub(crate) fn submit_many(&'static self, cbs: Vec<Aiocb>, waker: &Waker) -> io::Result<Vec<Token>> {
+        if self.settings.notifier == Notifier::Signal {
+            self.listener.ensure(self)?;
+        }
+        Ok(self.with_table(|t, out| t.submit_many(cbs, waker, out)))
+    }
+
     /// The result of `token`'s request, or `Pending` with the waker kept.
     pub(crate) fn poll(
         &'static self,

@@ -17,6 +17,10 @@ pub(crate) static STALE_TOKENS: AtomicU64 = AtomicU64::new(0);
 pub(crate) static SCANS: AtomicU64 = AtomicU64::new(0);
 pub(crate) static EAGAIN_RETRIES: AtomicU64 = AtomicU64::new(0);
 pub(crate) static LISTENERS: AtomicU64 = AtomicU64::new(0);
+pub(crate) static LISTIO_CALLS: AtomicU64 = AtomicU64::new(0);
+pub(crate) static LISTIO_REQUESTS: AtomicU64 = AtomicU64::new(0);
+pub(crate) static POOL_FDS: AtomicU64 = AtomicU64::new(0);
+pub(crate) static POOL_REQUESTS: AtomicU64 = AtomicU64::new(0);
 
 pub(crate) fn add(counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Relaxed);
@@ -74,6 +78,15 @@ pub struct Stats {
     /// Times a runtime started reading the signal notifier's stream (the first, and
     /// each take-over after a runtime went away).
     pub listeners: u64,
+    /// `lio_listio` calls (batches, vectored requests, and queued requests
+    /// started together).
+    pub listio_calls: u64,
+    /// Requests submitted through `lio_listio`.
+    pub listio_requests: u64,
+    /// Descriptors `dup`ed for files' descriptor pools (and read-ahead).
+    pub pool_fds: u64,
+    /// Reads sent to a pool descriptor rather than the file's own.
+    pub pool_requests: u64,
 }
 
 /// Reads the driver's counters.
@@ -107,5 +120,9 @@ pub fn stats() -> Stats {
         eagain_retries: EAGAIN_RETRIES.load(Relaxed),
         pipe_overflows: signal::OVERFLOWS.load(Relaxed),
         listeners: LISTENERS.load(Relaxed),
+        listio_calls: LISTIO_CALLS.load(Relaxed),
+        listio_requests: LISTIO_REQUESTS.load(Relaxed),
+        pool_fds: POOL_FDS.load(Relaxed),
+        pool_requests: POOL_REQUESTS.load(Relaxed),
     }
 }

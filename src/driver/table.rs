@@ -56,10 +56,17 @@ enum State {
 
 struct Slot {
     generation: usize,
-    cb: Aiocb,
+    /// Always `Some`, but for the moment of a `lio_listio` call.
+    cb: Option<Aiocb>,
     state: State,
     /// Counted in `submitted` already (a resubmission is not counted again).
     started: bool,
+}
+
+impl Slot {
+    fn cb(&mut self) -> &mut Aiocb {
+        self.cb.as_mut().expect("aiofs: internal: slot without its aiocb")
+    }
 }
 
 /// What to do once the table lock is released: wake these futures, free these
@@ -144,11 +151,11 @@ impl Table {
         let token = Token::new(key, generation);
         entry.insert(Slot {
             generation,
-            cb,
+            cb: Some(cb),
             state: State::Queued(Some(waker.clone())),
             started: false,
         });
-        self.slots[key].cb.set_notify(self.signo, token.0);
+        self.slots[key].cb().set_notify(self.signo, token.0);
         // Through the queue, so requests start in the order they came.
         add(&QUEUED, 1);
         self.queue.push_back(token);
@@ -159,10 +166,50 @@ impl Table {
         Ok(token)
     }
 
+    /// Takes several requests at once: they are started together (one
+    /// `lio_listio`) as far as the in-flight limit allows, the rest queued.
+    pub(crate) fn submit_many(
+        &mut self,
+        cbs: Vec<Aiocb>,
+        waker: &Waker,
+        out: &mut AfterUnlock,
+    ) -> Vec<Token> {
+        let mut tokens = Vec::with_capacity(cbs.len());
+        for cb in cbs {
+            let generation = self.next_generation;
+            self.next_generation = (self.next_generation + 1) & (usize::MAX >> HALF);
+            if self.next_generation == 0 {
+                self.next_generation = 1;
+            }
+            let entry = self.slots.vacant_entry();
+            let token = Token::new(entry.key(), generation);
+            let key = entry.key();
+            entry.insert(Slot {
+                generation,
+                cb: Some(cb),
+                state: State::Queued(Some(waker.clone())),
+                started: false,
+            });
+            self.slots[key].cb().set_notify(self.signo, token.0);
+            add(&QUEUED, 1);
+            self.queue.push_back(token);
+            tokens.push(token);
+        }
+        self.fill(out);
+        for &t in &tokens {
+            if let Some(k) = self.lookup(t)
+                && matches!(self.slots[k].state, State::Queued(_))
+            {
+                add(&WAITED, 1);
+            }
+        }
+        tokens
+    }
+
     /// `aio_*` for a queued slot.
     fn start(&mut self, key: usize) -> io::Result<()> {
         let slot = &mut self.slots[key];
-        slot.cb.submit()?;
+        slot.cb().submit()?;
         if !slot.started {
             slot.started = true;
             add(&SUBMITTED, 1);
@@ -198,7 +245,10 @@ impl Table {
             State::Done(_) => {
                 let slot = self.slots.remove(key);
                 match slot.state {
-                    State::Done(res) => Poll::Ready((res, slot.cb)),
+                    State::Done(res) => match slot.cb {
+                        Some(cb) => Poll::Ready((res, cb)),
+                        None => unreachable!("aiofs: internal: slot without its aiocb"),
+                    },
                     _ => unreachable!(),
                 }
             }
@@ -230,9 +280,9 @@ impl Table {
             State::Queued(_) => {
                 // Not in the OS: free it now (its stale token in `queue` is skipped).
                 sub(&QUEUED, 1);
-                out.freed.push(self.slots.remove(key).cb);
+                out.freed.extend(self.slots.remove(key).cb);
             }
-            State::Done(_) => out.freed.push(self.slots.remove(key).cb),
+            State::Done(_) => out.freed.extend(self.slots.remove(key).cb),
             State::QueuedDetached => {}
             State::Submitted(_) => {
                 slot.state = State::Orphaned;
@@ -289,10 +339,10 @@ impl Table {
     /// Collects the result of `key` if `aio_error` says it is finished.
     fn reap(&mut self, key: usize, out: &mut AfterUnlock) -> bool {
         let slot = &mut self.slots[key];
-        let Status::Done(code) = slot.cb.status() else {
+        let Status::Done(code) = slot.cb().status() else {
             return false;
         };
-        let res = slot.cb.reap(code);
+        let res = slot.cb().reap(code);
         self.in_flight -= 1;
         let orphaned = matches!(slot.state, State::Orphaned);
         if !orphaned {
@@ -330,7 +380,7 @@ impl Table {
         match std::mem::replace(&mut slot.state, State::Done(res)) {
             State::Orphaned => {
                 out.orphans += 1;
-                out.freed.push(self.slots.remove(key).cb);
+                out.freed.extend(self.slots.remove(key).cb);
             }
             State::Submitted(Some(w)) | State::Queued(Some(w)) => out.wakers.push(w),
             _ => {}
@@ -338,28 +388,55 @@ impl Table {
         true
     }
 
-    /// Submits queued requests while there is room.
+    /// Submits queued requests while there is room: several at once with one
+    /// `lio_listio`, one alone with `aio_read`/`aio_write`/`aio_fsync`.
     pub(crate) fn fill(&mut self, out: &mut AfterUnlock) {
-        while self.in_flight < self.limit {
-            let Some(token) = self.queue.pop_front() else {
+        loop {
+            let room = self.limit.saturating_sub(self.in_flight);
+            if room == 0 {
                 return;
-            };
-            let Some(key) = self.lookup(token) else {
-                continue; // dropped while queued
-            };
-            if !matches!(
-                self.slots[key].state,
-                State::Queued(_) | State::QueuedDetached
-            ) {
-                continue;
             }
+            // The next startable requests, oldest first.
+            let mut run: Vec<(Token, usize)> = Vec::new();
+            while run.len() < room {
+                let Some(token) = self.queue.pop_front() else {
+                    break;
+                };
+                let Some(key) = self.lookup(token) else {
+                    continue; // dropped while queued
+                };
+                if matches!(self.slots[key].state, State::Queued(_) | State::QueuedDetached) {
+                    run.push((token, key));
+                }
+            }
+            if run.is_empty() {
+                return;
+            }
+            let listable = run.len() >= 2 && run.iter().all(|&(_, k)| self.slots[k].cb().is_listable());
+            let stalled = if listable {
+                self.start_list(&run, out)
+            } else {
+                self.start_each(&run, out)
+            };
+            if stalled {
+                return;
+            }
+        }
+    }
+
+    /// Starts `run` one by one; on `EAGAIN` puts the rest back at the front of
+    /// the queue and returns true (retried after the next completion).
+    fn start_each(&mut self, run: &[(Token, usize)], out: &mut AfterUnlock) -> bool {
+        for (i, &(token, key)) in run.iter().enumerate() {
             match self.start(key) {
                 Ok(()) => sub(&QUEUED, 1),
                 Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
-                    // Retried after the next completion (or the notifier's next tick).
                     add(&EAGAIN_RETRIES, 1);
-                    self.queue.push_front(token);
-                    return;
+                    for &(t, _) in run[i..].iter().rev() {
+                        self.queue.push_front(t);
+                    }
+                    let _ = token;
+                    return true;
                 }
                 Err(e) => {
                     sub(&QUEUED, 1);
@@ -367,5 +444,56 @@ impl Table {
                 }
             }
         }
+        false
+    }
+
+    /// Starts `run` with one `lio_listio`.
+    fn start_list(&mut self, run: &[(Token, usize)], out: &mut AfterUnlock) -> bool {
+        let mut cbs: Vec<Aiocb> = run
+            .iter()
+            .filter_map(|&(_, k)| self.slots[k].cb.take())
+            .collect();
+        let results = {
+            let mut refs: Vec<&mut Aiocb> = cbs.iter_mut().collect();
+            crate::sys::aio::lio_listio(&mut refs)
+        };
+        add(&LISTIO_CALLS, 1);
+        add(&LISTIO_REQUESTS, run.len() as u64);
+        let mut again = Vec::new();
+        for ((&(token, key), cb), res) in run.iter().zip(cbs.drain(..)).zip(results) {
+            let slot = &mut self.slots[key];
+            slot.cb = Some(cb);
+            match res {
+                Ok(()) => {
+                    if !slot.started {
+                        slot.started = true;
+                        add(&SUBMITTED, 1);
+                    }
+                    self.in_flight += 1;
+                    add(&IN_FLIGHT, 1);
+                    sub(&QUEUED, 1);
+                    slot.state = match std::mem::replace(&mut slot.state, State::Orphaned) {
+                        State::Queued(w) | State::Submitted(w) => State::Submitted(w),
+                        State::QueuedDetached => {
+                            add(&ORPHANED, 1);
+                            State::Orphaned
+                        }
+                        other => other,
+                    };
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
+                    add(&EAGAIN_RETRIES, 1);
+                    again.push(token);
+                }
+                Err(e) => {
+                    sub(&QUEUED, 1);
+                    self.finish(key, Err(e), out);
+                }
+            }
+        }
+        for &t in again.iter().rev() {
+            self.queue.push_front(t);
+        }
+        !again.is_empty()
     }
 }

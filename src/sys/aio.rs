@@ -195,6 +195,11 @@ impl Aiocb {
         Ok(())
     }
 
+    /// Whether `lio_listio` can carry this request (reads and writes).
+    pub(crate) fn is_listable(&self) -> bool {
+        matches!(self.kind, Kind::Read | Kind::Write)
+    }
+
     /// `aio_error`: the truth about a submitted request.
     pub(crate) fn status(&self) -> Status {
         if !self.in_flight {
@@ -284,4 +289,111 @@ impl Drop for Aiocb {
         // and `block` is not used again after this.
         unsafe { mem::ManuallyDrop::drop(&mut self.block) };
     }
+}
+
+/// The most requests one `lio_listio` call takes (`AIO_LISTIO_MAX`); glibc has no
+/// limit.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub(crate) const LISTIO_MAX: usize = usize::MAX;
+/// The most requests one `lio_listio` call takes (`AIO_LISTIO_MAX`). Untested.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub(crate) const LISTIO_MAX: usize = 16;
+
+/// A value glibc never stores in `__error_code`: marks an aiocb that
+/// `lio_listio` did not enqueue.
+#[cfg(all(target_os = "linux", target_env = "gnu", target_pointer_width = "64"))]
+const NOT_QUEUED: libc::c_int = -4_242;
+
+// glibc's 64-bit layout: `__error_code` (int) sits 16 bytes before `aio_offset`,
+// with `__return_value` (ssize_t) between them.
+#[cfg(all(target_os = "linux", target_env = "gnu", target_pointer_width = "64"))]
+const _: () = {
+    assert!(mem::size_of::<libc::aiocb>() == 168);
+    assert!(mem::offset_of!(libc::aiocb, aio_offset) == 128);
+};
+
+/// Marks `cb` as not enqueued, so that after a failed `lio_listio` the ones
+/// glibc did enqueue (their error code becomes `EINPROGRESS`, then the result)
+/// can be told from the ones it did not.
+fn mark_not_queued(cb: *mut libc::aiocb) {
+    #[cfg(all(target_os = "linux", target_env = "gnu", target_pointer_width = "64"))]
+    // SAFETY: `cb` points to a live aiocb not in flight; by the layout asserted
+    // above, `__error_code` is the `c_int` 16 bytes before `aio_offset`, inside
+    // the struct, suitably aligned.
+    unsafe {
+        let offset = (&raw mut (*cb).aio_offset).cast::<u8>();
+        offset.sub(16).cast::<libc::c_int>().write(NOT_QUEUED);
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu", target_pointer_width = "64")))]
+    let _ = cb;
+}
+
+fn was_queued(cb: *mut libc::aiocb) -> bool {
+    // SAFETY: `aio_error` only reads the live aiocb.
+    let code = unsafe { libc::aio_error(cb) };
+    #[cfg(all(target_os = "linux", target_env = "gnu", target_pointer_width = "64"))]
+    {
+        code != NOT_QUEUED
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu", target_pointer_width = "64")))]
+    {
+        // Without the marker only a request still in progress is known to be
+        // queued; the others are treated as not queued and submitted again (a
+        // positioned request is idempotent).
+        code == libc::EINPROGRESS
+    }
+}
+
+/// Submits reads and writes with one `lio_listio(LIO_NOWAIT)` call (split at
+/// [`LISTIO_MAX`]). Each request keeps its own completion signal.
+///
+/// Returns, for each request, whether it is in flight. On a partial failure
+/// glibc returns -1 while the requests it queued keep running: each aiocb is
+/// checked, and those not queued get the call's error.
+pub(crate) fn lio_listio(cbs: &mut [&mut Aiocb]) -> Vec<io::Result<()>> {
+    let mut out = Vec::with_capacity(cbs.len());
+    for group in cbs.chunks_mut(LISTIO_MAX.max(1)) {
+        let mut list: Vec<*mut libc::aiocb> = Vec::with_capacity(group.len());
+        for cb in group.iter_mut() {
+            assert!(
+                !cb.in_flight && cb.is_listable(),
+                "aiofs: internal: bad lio_listio entry"
+            );
+            let p = cb.block.cb();
+            mark_not_queued(p);
+            list.push(p);
+        }
+        // SAFETY: every pointer is a live aiocb owned by its `Aiocb`, whose block
+        // also owns the buffer and the descriptor reference (see `submit`); the
+        // list itself is only read during the call; `sig` is null (each request
+        // has its own `aio_sigevent`).
+        let ret = unsafe {
+            libc::lio_listio(
+                libc::LIO_NOWAIT,
+                list.as_ptr(),
+                list.len() as libc::c_int,
+                std::ptr::null_mut(),
+            )
+        };
+        if ret == 0 {
+            for cb in group.iter_mut() {
+                cb.in_flight = true;
+                out.push(Ok(()));
+            }
+        } else {
+            let err = io::Error::last_os_error();
+            for (cb, &p) in group.iter_mut().zip(&list) {
+                if was_queued(p) {
+                    cb.in_flight = true;
+                    out.push(Ok(()));
+                } else {
+                    out.push(Err(match err.raw_os_error() {
+                        Some(code) => io::Error::from_raw_os_error(code),
+                        None => io::Error::other(err.to_string()),
+                    }));
+                }
+            }
+        }
+    }
+    out
 }
