@@ -21,6 +21,7 @@ use crate::sys::aio::Aiocb;
 use config::Settings;
 pub(crate) use table::Token;
 use table::{AfterUnlock, Table};
+pub(crate) use table::Group;
 
 /// How often the notifier looks for completions whose signal was lost (the
 /// signal queue was full) or for queued requests that could not start.
@@ -99,11 +100,42 @@ impl Driver {
 
     /// Takes several requests, started together with `lio_listio` as far as the
     /// in-flight limit allows.
-    pub(crate) fn submit_many(&'static self, cbs: Vec<Aiocb>, waker: &Waker) -> io::Result<Vec<Token>> {
-        if self.settings.notifier == Notifier::Signal {
-            self.listener.ensure(self)?;
+    pub(crate) fn submit_group(
+        &'static self,
+        cbs: Vec<Aiocb>,
+        group: &std::sync::Arc<Group>,
+    ) -> Result<Vec<Token>, (io::Error, Vec<Aiocb>)> {
+        if self.settings.notifier == Notifier::Signal
+            && let Err(e) = self.listener.ensure(self)
+        {
+            return Err((e, cbs));
         }
-        Ok(self.with_table(|t, out| t.submit_many(cbs, waker, out)))
+        Ok(self.with_table(|t, out| t.submit_group(cbs, group, out)))
+    }
+
+    /// Takes the results of finished requests of a group.
+    pub(crate) fn take_done(&'static self, tokens: &[Token]) -> Vec<(io::Result<usize>, Aiocb)> {
+        if self.settings.notifier == Notifier::Signal {
+            let _ = self.listener.ensure(self);
+        }
+        self.with_table(|t, _| t.take_done(tokens))
+    }
+
+    /// Makes sure someone reads the signal stream (signal notifier), for a
+    /// group's future being polled.
+    pub(crate) fn keep_listening(&'static self) {
+        if self.settings.notifier == Notifier::Signal {
+            let _ = self.listener.ensure(self);
+        }
+    }
+
+    /// Orphans several requests (a dropped batch).
+    pub(crate) fn orphan_many(&self, tokens: &[Token]) {
+        self.with_table(|t, out| {
+            for &token in tokens {
+                t.orphan(token, out);
+            }
+        });
     }
 
     /// The result of `token`'s request, or `Pending` with the waker kept.

@@ -54,8 +54,38 @@ enum State {
     Done(io::Result<usize>),
 }
 
+/// The requests of one batch (or vectored call), awaited together: their
+/// future is woken through the group, which lists the ones that finished, so a
+/// wake-up costs O(finished), not O(batch).
+#[derive(Debug, Default)]
+pub(crate) struct Group {
+    waker: futures::task::AtomicWaker,
+    done: std::sync::Mutex<Vec<usize>>,
+}
+
+impl Group {
+    /// Registers the future's waker.
+    pub(crate) fn register(&self, waker: &Waker) {
+        self.waker.register(waker);
+    }
+
+    /// The indices (in the batch) of the requests finished since last asked.
+    pub(crate) fn take_done(&self) -> Vec<usize> {
+        std::mem::take(&mut *self.done.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn finished(&self, index: usize, out: &mut AfterUnlock) {
+        self.done.lock().unwrap_or_else(|e| e.into_inner()).push(index);
+        if let Some(w) = self.waker.take() {
+            out.wakers.push(w);
+        }
+    }
+}
+
 struct Slot {
     generation: usize,
+    /// The batch this request belongs to, and its index there.
+    group: Option<(std::sync::Arc<Group>, usize)>,
     /// Always `Some`, but for the moment of a `lio_listio` call.
     cb: Option<Aiocb>,
     state: State,
@@ -154,6 +184,7 @@ impl Table {
             cb: Some(cb),
             state: State::Queued(Some(waker.clone())),
             started: false,
+            group: None,
         });
         self.slots[key].cb().set_notify(self.signo, token.0);
         // Through the queue, so requests start in the order they came.
@@ -168,14 +199,14 @@ impl Table {
 
     /// Takes several requests at once: they are started together (one
     /// `lio_listio`) as far as the in-flight limit allows, the rest queued.
-    pub(crate) fn submit_many(
+    pub(crate) fn submit_group(
         &mut self,
         cbs: Vec<Aiocb>,
-        waker: &Waker,
+        group: &std::sync::Arc<Group>,
         out: &mut AfterUnlock,
     ) -> Vec<Token> {
         let mut tokens = Vec::with_capacity(cbs.len());
-        for cb in cbs {
+        for (index, cb) in cbs.into_iter().enumerate() {
             let generation = self.next_generation;
             self.next_generation = (self.next_generation + 1) & (usize::MAX >> HALF);
             if self.next_generation == 0 {
@@ -187,8 +218,9 @@ impl Table {
             entry.insert(Slot {
                 generation,
                 cb: Some(cb),
-                state: State::Queued(Some(waker.clone())),
+                state: State::Queued(None),
                 started: false,
+                group: Some((std::sync::Arc::clone(group), index)),
             });
             self.slots[key].cb().set_notify(self.signo, token.0);
             add(&QUEUED, 1);
@@ -333,6 +365,11 @@ impl Table {
             if let State::Queued(Some(w)) | State::Submitted(Some(w)) = &slot.state {
                 out.wakers.push(w.clone());
             }
+            if let (State::Queued(_) | State::Submitted(_), Some((group, _))) = (&slot.state, &slot.group)
+                && let Some(w) = group.waker.take()
+            {
+                out.wakers.push(w);
+            }
         }
     }
 
@@ -382,10 +419,31 @@ impl Table {
                 out.orphans += 1;
                 out.freed.extend(self.slots.remove(key).cb);
             }
-            State::Submitted(Some(w)) | State::Queued(Some(w)) => out.wakers.push(w),
+            State::Submitted(w) | State::Queued(w) => {
+                if let Some((group, index)) = &slot.group {
+                    group.finished(*index, out);
+                }
+                out.wakers.extend(w);
+            }
             _ => {}
         }
         true
+    }
+
+    /// The finished requests `tokens` of a group, removed from the table.
+    pub(crate) fn take_done(&mut self, tokens: &[Token]) -> Vec<(io::Result<usize>, Aiocb)> {
+        let mut res = Vec::with_capacity(tokens.len());
+        for &t in tokens {
+            let Some(key) = self.lookup(t) else {
+                unreachable!("aiofs: internal: a batch's slot is gone");
+            };
+            let slot = self.slots.remove(key);
+            match (slot.state, slot.cb) {
+                (State::Done(r), Some(cb)) => res.push((r, cb)),
+                _ => unreachable!("aiofs: internal: took an unfinished request"),
+            }
+        }
+        res
     }
 
     /// Submits queued requests while there is room: several at once with one

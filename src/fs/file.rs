@@ -15,9 +15,25 @@ use super::stream::Stream;
 use super::{OpenOptions, asyncify};
 use crate::BufResult;
 use crate::buf::{IoBuf, IoBufMut};
-use crate::ops::{self, ReadAt, Sync, WriteAt};
+use crate::driver::stats;
+use crate::ops::{self, ReadAt, ReadvAt, Sync, WriteAt, WritevAt};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use crate::sys::aio::SyncMode;
 use crate::sys::fd::FdRef;
+
+/// The descriptor pool of an `O_DIRECT` file, by default.
+const DIRECT_POOL: usize = 16;
+/// The largest descriptor pool.
+const MAX_POOL: usize = 64;
+
+/// A file's descriptor pool for positioned reads.
+#[derive(Debug, Default)]
+struct Pool {
+    /// 0: not decided yet (16 for O_DIRECT, else 1).
+    size: AtomicUsize,
+    next: AtomicUsize,
+    fds: std::sync::Mutex<Vec<FdRef>>,
+}
 
 /// Tokio's default for `max_buf_size`: 2 MiB.
 const DEFAULT_MAX_BUF_SIZE: usize = 2 * 1024 * 1024;
@@ -62,6 +78,8 @@ const DEFAULT_MAX_BUF_SIZE: usize = 2 * 1024 * 1024;
 pub struct File {
     fd: FdRef,
     max_buf_size: usize,
+    /// Descriptors for this file's positioned reads.
+    pool: Box<Pool>,
     /// Position, read-ahead and write-behind of `AsyncRead`/`AsyncWrite`/`AsyncSeek`.
     /// `&mut self` methods use it without locking; `&self` ones lock it.
     stream: Box<tokio::sync::Mutex<Stream>>,
@@ -176,12 +194,143 @@ impl File {
         File {
             fd,
             max_buf_size,
+            pool: Box::default(),
             stream: Box::new(tokio::sync::Mutex::new(Stream::new())),
         }
     }
 
     pub(crate) fn fd(&self) -> &FdRef {
         &self.fd
+    }
+
+    /// The descriptor for the next positioned read: the file's own, or one of
+    /// its pool, in turn.
+    pub(crate) fn read_fd(&self) -> FdRef {
+        let size = self.fd_pool();
+        if size <= 1 {
+            return self.fd.clone();
+        }
+        let turn = self.pool.next.fetch_add(1, Ordering::Relaxed) % size;
+        if turn == 0 {
+            return self.fd.clone();
+        }
+        let mut fds = self.pool.fds.lock().unwrap_or_else(|e| e.into_inner());
+        while fds.len() < turn {
+            // A duplicate shares the open file description (flags, O_DIRECT).
+            match self.fd.std().try_clone() {
+                Ok(std) => {
+                    stats::add(&stats::POOL_FDS, 1);
+                    fds.push(FdRef::new(std));
+                }
+                // Out of descriptors: make do with those there are.
+                Err(_) => break,
+            }
+        }
+        match fds.get(turn - 1) {
+            Some(fd) => {
+                stats::add(&stats::POOL_REQUESTS, 1);
+                fd.clone()
+            }
+            None => self.fd.clone(),
+        }
+    }
+
+    /// Spreads this file's positioned reads over `n` descriptors (the file's own
+    /// and `n - 1` duplicates, made when first needed).
+    ///
+    /// glibc runs one request per descriptor at a time, so one descriptor gives
+    /// a queue depth of one to the device. The default is 16 for an `O_DIRECT`
+    /// file, where a disk needs many requests at once to reach its rate (see
+    /// `benches/direct.rs`), and 1 otherwise: cached reads are fastest on one
+    /// descriptor (one glibc worker drains the queue without waking others).
+    /// Writes always use the file's own descriptor, in the order they were
+    /// submitted, so two writes to overlapping ranges are never reordered.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// let file = aiofs::File::from_std(tempfile::tempfile()?);
+    /// assert_eq!(file.fd_pool(), 1);
+    /// file.set_fd_pool(4);
+    /// assert_eq!(file.fd_pool(), 4);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn set_fd_pool(&self, n: usize) {
+        self.pool.size.store(n.clamp(1, MAX_POOL), Ordering::Relaxed);
+    }
+
+    /// The number of descriptors this file's positioned reads are spread over.
+    pub fn fd_pool(&self) -> usize {
+        match self.pool.size.load(Ordering::Relaxed) {
+            0 => {
+                let n = if self.fd.direct_alignment().is_some() { DIRECT_POOL } else { 1 };
+                self.pool.size.store(n, Ordering::Relaxed);
+                n
+            }
+            n => n,
+        }
+    }
+
+    /// Reads consecutive ranges from `pos` into `bufs` (each up to its capacity),
+    /// submitted together with one `lio_listio`. The count is one number, as for
+    /// `preadv`: the sum up to and including the first short segment; each
+    /// buffer's length is set to what its own segment read.
+    ///
+    /// # Errors
+    ///
+    /// As [`read_at`](Self::read_at), for the whole range; an error after some
+    /// bytes were read gives the count instead (as `preadv`).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future never blocks; requests in flight are orphaned.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("f");
+    /// std::fs::write(&path, b"0123456789")?;
+    /// let file = aiofs::File::open(&path).await?;
+    /// let bufs = vec![Vec::with_capacity(4), Vec::with_capacity(4), Vec::with_capacity(4)];
+    /// let (res, bufs) = file.readv_at(bufs, 0).await;
+    /// assert_eq!(res?, 10);
+    /// assert_eq!(bufs, [&b"0123"[..], b"4567", b"89"]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn readv_at<B: IoBufMut>(&self, bufs: Vec<B>, pos: u64) -> ReadvAt<B> {
+        ReadvAt::new(self, bufs, pos)
+    }
+
+    /// Writes `bufs` (their initialised bytes) to consecutive ranges from `pos`,
+    /// submitted together with one `lio_listio`; the count is as for `pwritev`.
+    ///
+    /// # Errors
+    ///
+    /// As [`write_at`](Self::write_at), for the whole range.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future never blocks; part of the data may be written.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let file = aiofs::File::from_std(tempfile::tempfile()?);
+    /// let (res, _) = file.writev_at(vec![b"hello ".to_vec(), b"world".to_vec()], 0).await;
+    /// assert_eq!(res?, 11);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn writev_at<B: IoBuf>(&self, bufs: Vec<B>, pos: u64) -> WritevAt<B> {
+        WritevAt::new(self, bufs, pos)
     }
 
     /// Waits for the stream's pending writes (write-behind) to be in the file.
@@ -302,7 +451,7 @@ impl File {
     /// # }
     /// ```
     pub fn read_at<B: IoBufMut>(&self, buf: B, pos: u64) -> ReadAt<B> {
-        ReadAt::new(self.fd.clone(), buf, pos)
+        ReadAt::new(self.read_fd(), buf, pos)
     }
 
     /// Reads exactly the buffer's capacity from `pos`, looping on short counts;
@@ -340,7 +489,7 @@ impl File {
         buf: B,
         pos: u64,
     ) -> impl Future<Output = BufResult<(), B>> + Send + 'static {
-        ops::read_exact_at(self.fd.clone(), buf, pos)
+        ops::read_exact_at(self.read_fd(), buf, pos)
     }
 
     /// Writes the buffer's initialised bytes ([`IoBuf::bytes_init`]) at `pos`;
@@ -579,6 +728,7 @@ impl File {
         Ok(File {
             fd: FdRef::new(std),
             max_buf_size: self.max_buf_size,
+            pool: Box::default(),
             stream: Box::new(tokio::sync::Mutex::new(Stream::with_cursor(cursor))),
         })
     }

@@ -5,6 +5,7 @@
 //! orphans the request (the table frees its buffer and descriptor when the OS is
 //! done with them); it never blocks.
 
+mod batch;
 mod fsync;
 mod read;
 mod write;
@@ -12,6 +13,7 @@ mod write;
 use std::io;
 use std::task::{Context, Poll};
 
+pub use batch::{Batch, ReadvAt, Submit, SubmitEach, WritevAt};
 pub use fsync::Sync;
 pub use read::ReadAt;
 pub use write::WriteAt;
@@ -22,6 +24,7 @@ pub(crate) use {
 
 use crate::driver::{self, Driver, Token};
 use crate::sys::aio::Aiocb;
+use crate::sys::fd::FdRef;
 
 /// A request in the driver's table, seen from its future.
 struct InFlight {
@@ -79,6 +82,30 @@ impl Drop for InFlight {
             self.driver.orphan(self.token);
         }
     }
+}
+
+/// Refuses an `O_DIRECT` transfer whose buffer address, offset or length is not
+/// aligned as the file needs, before anything is submitted.
+fn check_direct(fd: &FdRef, ptr: usize, len: usize, pos: u64) -> io::Result<()> {
+    let Some((mem, offset)) = fd.direct_alignment() else {
+        return Ok(());
+    };
+    let misaligned = |what: String| {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("aiofs: O_DIRECT: {what} (use aiofs::buf::AlignedBuf::new({mem}, n) with n a multiple of {offset})"),
+        ))
+    };
+    if ptr % mem != 0 {
+        return misaligned(format!("the buffer address {ptr:#x} must be aligned to {mem} bytes"));
+    }
+    if pos % offset as u64 != 0 {
+        return misaligned(format!("the file offset {pos} must be aligned to {offset} bytes"));
+    }
+    if len % offset != 0 {
+        return misaligned(format!("the length {len} must be aligned to {offset} bytes (a multiple)"));
+    }
+    Ok(())
 }
 
 /// Refuses a transfer whose end would pass `i64::MAX` (the largest `off_t`).

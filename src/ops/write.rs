@@ -5,7 +5,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use super::{InFlight, check_range};
+use super::{InFlight, check_direct, check_range};
 use crate::BufResult;
 use crate::buf::IoBuf;
 use crate::sys::aio::Aiocb;
@@ -77,7 +77,11 @@ impl<B: IoBuf> Future for WriteAt<B> {
         match std::mem::replace(&mut this.state, State::Done) {
             State::Idle { fd, buf, off, pos } => {
                 let len = buf.bytes_init().saturating_sub(off);
-                if let Err(e) = check_range(pos, len).and_then(|()| fd.check_seekable()) {
+                let ptr = buf.stable_ptr() as usize + off;
+                if let Err(e) = check_range(pos, len)
+                    .and_then(|()| fd.check_seekable())
+                    .and_then(|()| check_direct(&fd, ptr, len, pos))
+                {
                     return Poll::Ready((Err(e), buf));
                 }
                 let cb = Aiocb::write(fd, buf, off, pos);

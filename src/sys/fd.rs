@@ -29,7 +29,14 @@ pub(crate) struct Fd {
     waiter: Arc<AtomicWaker>,
     /// Bumped when a write or `set_len` finishes: read-ahead older than that is stale.
     epoch: AtomicU64,
+    /// `O_DIRECT` alignment, cached: 0 unknown, `NOT_DIRECT`, or `mem << 32 | offset`.
+    direct: AtomicU64,
 }
+
+const NOT_DIRECT: u64 = u64::MAX;
+/// The `O_DIRECT` alignment when the filesystem does not say (`statx` without
+/// `STATX_DIOALIGN`): a page, safe on every Linux filesystem and device.
+const DEFAULT_DIRECT_ALIGN: u32 = 4096;
 
 /// A counted reference to an [`Fd`]: cloning it keeps the descriptor open.
 #[derive(Debug)]
@@ -59,6 +66,7 @@ impl FdRef {
                 waiting: AtomicBool::new(false),
                 waiter: Arc::new(AtomicWaker::new()),
                 epoch: AtomicU64::new(0),
+                direct: AtomicU64::new(0),
             }),
             wake: WakeOnDrop(None),
         }
@@ -85,6 +93,59 @@ impl FdRef {
     /// A write or `set_len` finished.
     pub(crate) fn bump_epoch(&self) {
         self.fd.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// For an `O_DIRECT` descriptor, the alignment its transfers need:
+    /// `(buffer address, file offset and length)`, from `statx(STATX_DIOALIGN)`,
+    /// 4096 when the filesystem does not say. `None` without `O_DIRECT`.
+    pub(crate) fn direct_alignment(&self) -> Option<(usize, usize)> {
+        let cached = match self.fd.direct.load(Ordering::Relaxed) {
+            0 => {
+                let v = self.query_direct();
+                self.fd.direct.store(v, Ordering::Relaxed);
+                v
+            }
+            v => v,
+        };
+        (cached != NOT_DIRECT).then(|| ((cached >> 32) as usize, (cached & 0xffff_ffff) as usize))
+    }
+
+    fn query_direct(&self) -> u64 {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            // SAFETY: `F_GETFL` only reads the flags of an open descriptor we own.
+            let flags = unsafe { libc::fcntl(self.raw(), libc::F_GETFL) };
+            if flags == -1 || flags & libc::O_DIRECT == 0 {
+                return NOT_DIRECT;
+            }
+            // SAFETY: all-zero is a valid `statx` to be filled.
+            let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+            // SAFETY: an empty path with `AT_EMPTY_PATH` names the open descriptor;
+            // `stx` is valid for writes.
+            let ret = unsafe {
+                libc::statx(
+                    self.raw(),
+                    c"".as_ptr(),
+                    libc::AT_EMPTY_PATH,
+                    libc::STATX_DIOALIGN,
+                    &mut stx,
+                )
+            };
+            let (mut mem, mut off) = (DEFAULT_DIRECT_ALIGN, DEFAULT_DIRECT_ALIGN);
+            if ret == 0 && stx.stx_mask & libc::STATX_DIOALIGN != 0 {
+                if stx.stx_dio_mem_align.is_power_of_two() {
+                    mem = stx.stx_dio_mem_align;
+                }
+                if stx.stx_dio_offset_align.is_power_of_two() {
+                    off = stx.stx_dio_offset_align;
+                }
+            }
+            (u64::from(mem) << 32) | u64::from(off)
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        {
+            NOT_DIRECT
+        }
     }
 
     /// Whether the descriptor was opened with `O_APPEND` (false if unknown).
