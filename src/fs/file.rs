@@ -371,7 +371,13 @@ impl File {
             let _ = stream.sync_offset(&self.fd);
         }
         let mut fd = self.fd.clone();
+        // Reads on the pool's duplicates are this file's requests too.
+        let pool: Vec<FdRef> = self.pool.fds.lock().unwrap_or_else(|e| e.into_inner()).clone();
         drop(self);
+        for dup in &pool {
+            poll_fn(|cx| dup.poll_unique(cx)).await;
+        }
+        drop(pool);
         loop {
             poll_fn(|cx| fd.poll_unique(cx)).await;
             match fd.try_unwrap() {
