@@ -63,13 +63,13 @@ pub mod ops;
 mod sys;
 
 pub use driver::{Config, Notifier, Stats, stats};
-pub use ops::Batch;
 pub use fs::{
     DirBuilder, DirEntry, ReadDir, canonicalize, create_dir, create_dir_all, hard_link, metadata,
     read_dir, read_link, remove_dir, remove_dir_all, remove_file, rename, set_permissions, symlink,
     symlink_metadata, try_exists,
 };
 pub use fs::{File, OpenOptions, copy, read, read_to_string, write};
+pub use ops::Batch;
 
 /// The result of an owned-buffer operation: the outcome and the buffer back.
 pub type BufResult<T, B> = (std::io::Result<T>, B);

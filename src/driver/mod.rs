@@ -19,9 +19,9 @@ pub use stats::{Stats, stats};
 
 use crate::sys::aio::Aiocb;
 use config::Settings;
+pub(crate) use table::Group;
 pub(crate) use table::Token;
 use table::{AfterUnlock, Table};
-pub(crate) use table::Group;
 
 /// How often the notifier looks for completions whose signal was lost (the
 /// signal queue was full) or for queued requests that could not start.

@@ -75,7 +75,10 @@ impl Group {
     }
 
     fn finished(&self, index: usize, out: &mut AfterUnlock) {
-        self.done.lock().unwrap_or_else(|e| e.into_inner()).push(index);
+        self.done
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(index);
         if let Some(w) = self.waker.take() {
             out.wakers.push(w);
         }
@@ -95,7 +98,9 @@ struct Slot {
 
 impl Slot {
     fn cb(&mut self) -> &mut Aiocb {
-        self.cb.as_mut().expect("aiofs: internal: slot without its aiocb")
+        self.cb
+            .as_mut()
+            .expect("aiofs: internal: slot without its aiocb")
     }
 }
 
@@ -365,7 +370,8 @@ impl Table {
             if let State::Queued(Some(w)) | State::Submitted(Some(w)) = &slot.state {
                 out.wakers.push(w.clone());
             }
-            if let (State::Queued(_) | State::Submitted(_), Some((group, _))) = (&slot.state, &slot.group)
+            if let (State::Queued(_) | State::Submitted(_), Some((group, _))) =
+                (&slot.state, &slot.group)
                 && let Some(w) = group.waker.take()
             {
                 out.wakers.push(w);
@@ -463,14 +469,18 @@ impl Table {
                 let Some(key) = self.lookup(token) else {
                     continue; // dropped while queued
                 };
-                if matches!(self.slots[key].state, State::Queued(_) | State::QueuedDetached) {
+                if matches!(
+                    self.slots[key].state,
+                    State::Queued(_) | State::QueuedDetached
+                ) {
                     run.push((token, key));
                 }
             }
             if run.is_empty() {
                 return;
             }
-            let listable = run.len() >= 2 && run.iter().all(|&(_, k)| self.slots[k].cb().is_listable());
+            let listable =
+                run.len() >= 2 && run.iter().all(|&(_, k)| self.slots[k].cb().is_listable());
             let stalled = if listable {
                 self.start_list(&run, out)
             } else {

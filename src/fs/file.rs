@@ -17,9 +17,9 @@ use crate::BufResult;
 use crate::buf::{IoBuf, IoBufMut};
 use crate::driver::stats;
 use crate::ops::{self, ReadAt, ReadvAt, Sync, WriteAt, WritevAt};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use crate::sys::aio::SyncMode;
 use crate::sys::fd::FdRef;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The descriptor pool of an `O_DIRECT` file, by default.
 const DIRECT_POOL: usize = 16;
@@ -245,6 +245,9 @@ impl File {
     /// descriptor (one glibc worker drains the queue without waking others).
     /// Writes always use the file's own descriptor, in the order they were
     /// submitted, so two writes to overlapping ranges are never reordered.
+    /// `n` is taken between 1 and 64. A read is assigned its descriptor when
+    /// `read_at` is called (`stats().pool_requests` counts those sent to a
+    /// duplicate).
     ///
     /// # Examples
     ///
@@ -258,14 +261,20 @@ impl File {
     /// # }
     /// ```
     pub fn set_fd_pool(&self, n: usize) {
-        self.pool.size.store(n.clamp(1, MAX_POOL), Ordering::Relaxed);
+        self.pool
+            .size
+            .store(n.clamp(1, MAX_POOL), Ordering::Relaxed);
     }
 
     /// The number of descriptors this file's positioned reads are spread over.
     pub fn fd_pool(&self) -> usize {
         match self.pool.size.load(Ordering::Relaxed) {
             0 => {
-                let n = if self.fd.direct_alignment().is_some() { DIRECT_POOL } else { 1 };
+                let n = if self.fd.direct_alignment().is_some() {
+                    DIRECT_POOL
+                } else {
+                    1
+                };
                 self.pool.size.store(n, Ordering::Relaxed);
                 n
             }
@@ -372,7 +381,12 @@ impl File {
         }
         let mut fd = self.fd.clone();
         // Reads on the pool's duplicates are this file's requests too.
-        let pool: Vec<FdRef> = self.pool.fds.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let pool: Vec<FdRef> = self
+            .pool
+            .fds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         drop(self);
         for dup in &pool {
             poll_fn(|cx| dup.poll_unique(cx)).await;

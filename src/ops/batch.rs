@@ -300,10 +300,12 @@ impl<B: Send + 'static> Run<B> {
         }
     }
 
-    fn into_results(&mut self) -> Vec<BufResult<usize, B>> {
+    fn take_results(&mut self) -> Vec<BufResult<usize, B>> {
         std::mem::take(&mut self.results)
             .into_iter()
-            .map(|r| r.unwrap_or_else(|| unreachable!("aiofs: internal: a batch result is missing")))
+            .map(|r| {
+                r.unwrap_or_else(|| unreachable!("aiofs: internal: a batch result is missing"))
+            })
             .collect()
     }
 }
@@ -338,7 +340,7 @@ impl<B: Send + Unpin + 'static> Future for Submit<B> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         match this.run.poll_progress(cx) {
-            Poll::Ready(()) => Poll::Ready(this.run.into_results()),
+            Poll::Ready(()) => Poll::Ready(this.run.take_results()),
             Poll::Pending => Poll::Pending,
         }
     }
@@ -468,7 +470,11 @@ fn vectored<B: IoBuf>(
         at += len as u64;
     }
     // A refused segment (misaligned O_DIRECT) refuses the whole call.
-    if batch.entries.iter().any(|e| matches!(e, Entry::Refused(..))) {
+    if batch
+        .entries
+        .iter()
+        .any(|e| matches!(e, Entry::Refused(..)))
+    {
         let mut err = None;
         let mut bufs = Vec::new();
         for entry in batch.entries {

@@ -93,19 +93,35 @@ fn check_direct(fd: &FdRef, ptr: usize, len: usize, pos: u64) -> io::Result<()> 
     let misaligned = |what: String| {
         Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("aiofs: O_DIRECT: {what} (use aiofs::buf::AlignedBuf::new({mem}, n) with n a multiple of {offset})"),
+            format!(
+                "aiofs: O_DIRECT: {what} (use aiofs::buf::AlignedBuf::new({mem}, n) with n a multiple of {offset})"
+            ),
         ))
     };
-    if ptr % mem != 0 {
-        return misaligned(format!("the buffer address {ptr:#x} must be aligned to {mem} bytes"));
+    if !ptr.is_multiple_of(mem) {
+        return misaligned(format!(
+            "the buffer address {ptr:#x} must be aligned to {mem} bytes"
+        ));
     }
-    if pos % offset as u64 != 0 {
-        return misaligned(format!("the file offset {pos} must be aligned to {offset} bytes"));
+    if !pos.is_multiple_of(offset as u64) {
+        return misaligned(format!(
+            "the file offset {pos} must be aligned to {offset} bytes"
+        ));
     }
-    if len % offset != 0 {
-        return misaligned(format!("the length {len} must be aligned to {offset} bytes (a multiple)"));
+    if !len.is_multiple_of(offset) {
+        return misaligned(format!(
+            "the length {len} must be aligned to {offset} bytes (a multiple)"
+        ));
     }
     Ok(())
+}
+
+/// Whether a transfer that stopped short at `pos` cannot go on: on an
+/// `O_DIRECT` descriptor the next request would start misaligned, so the short
+/// count marks the end of the file (or of the space).
+fn direct_stop(fd: &FdRef, pos: u64) -> bool {
+    fd.direct_alignment()
+        .is_some_and(|(_, offset)| !pos.is_multiple_of(offset as u64))
 }
 
 /// Refuses a transfer whose end would pass `i64::MAX` (the largest `off_t`).

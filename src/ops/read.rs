@@ -5,7 +5,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use super::{InFlight, check_direct, check_range};
+use super::{InFlight, check_direct, check_range, direct_stop};
 use crate::BufResult;
 use crate::buf::IoBufMut;
 use crate::sys::aio::Aiocb;
@@ -100,7 +100,12 @@ pub(crate) async fn read_full_at<B: IoBufMut>(fd: FdRef, mut buf: B, pos: u64) -
         buf = b;
         match res {
             Ok(0) => break,
-            Ok(n) => filled += n,
+            Ok(n) => {
+                filled += n;
+                if filled < total && direct_stop(&fd, pos.saturating_add(filled as u64)) {
+                    break;
+                }
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return (Err(e), buf),
         }
@@ -133,7 +138,19 @@ pub(crate) async fn read_exact_at<B: IoBufMut>(
                     buf,
                 );
             }
-            Ok(n) => filled += n,
+            Ok(n) => {
+                filled += n;
+                if filled < total && direct_stop(&fd, pos.saturating_add(filled as u64)) {
+                    let at = pos.saturating_add(filled as u64);
+                    return (
+                        Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            format!("aiofs: end of file at {at}, {filled} of {total} bytes read"),
+                        )),
+                        buf,
+                    );
+                }
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return (Err(e), buf),
         }

@@ -5,7 +5,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use super::{InFlight, check_direct, check_range};
+use super::{InFlight, check_direct, check_range, direct_stop};
 use crate::BufResult;
 use crate::buf::IoBuf;
 use crate::sys::aio::Aiocb;
@@ -126,7 +126,21 @@ pub(crate) async fn write_all_at<B: IoBuf>(fd: FdRef, mut buf: B, pos: u64) -> B
                     buf,
                 );
             }
-            Ok(n) => written += n,
+            Ok(n) => {
+                written += n;
+                if written < total && direct_stop(&fd, pos.saturating_add(written as u64)) {
+                    return (
+                        Err(io::Error::new(
+                            io::ErrorKind::WriteZero,
+                            format!(
+                                "aiofs: O_DIRECT write stopped short: {written} of {total} bytes written; \
+                                 the rest would start misaligned (the device is likely full)"
+                            ),
+                        )),
+                        buf,
+                    );
+                }
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return (Err(e), buf),
         }

@@ -352,7 +352,7 @@ fn was_queued(cb: *mut libc::aiocb) -> bool {
 /// checked, and those not queued get the call's error.
 pub(crate) fn lio_listio(cbs: &mut [&mut Aiocb]) -> Vec<io::Result<()>> {
     let mut out = Vec::with_capacity(cbs.len());
-    for group in cbs.chunks_mut(LISTIO_MAX.max(1)) {
+    for group in cbs.chunks_mut(LISTIO_MAX) {
         let mut list: Vec<*mut libc::aiocb> = Vec::with_capacity(group.len());
         for cb in group.iter_mut() {
             assert!(

@@ -107,7 +107,7 @@ impl FdRef {
             }
             v => v,
         };
-        (cached != NOT_DIRECT).then(|| ((cached >> 32) as usize, (cached & 0xffff_ffff) as usize))
+        (cached != NOT_DIRECT).then_some(((cached >> 32) as usize, (cached & 0xffff_ffff) as usize))
     }
 
     fn query_direct(&self) -> u64 {
