@@ -598,9 +598,9 @@ async fn read_256(file: &Arc<File>) {
 }
 
 #[tokio::test]
-async fn fd_pool_defaults_to_16_for_o_direct_and_1_otherwise() {
+async fn fd_pool_defaults_to_8_for_o_direct_and_1_otherwise() {
     bounded(
-        "fd_pool_defaults_to_16_for_o_direct_and_1_otherwise",
+        "fd_pool_defaults_to_8_for_o_direct_and_1_otherwise",
         60,
         async {
             let _serial = serial();
@@ -608,7 +608,7 @@ async fn fd_pool_defaults_to_16_for_o_direct_and_1_otherwise() {
             let Some(direct) = open_direct(&path).await else {
                 return;
             };
-            assert_eq!(direct.fd_pool(), 16);
+            assert_eq!(direct.fd_pool(), 8);
             let buffered = File::open(&path).await.unwrap();
             assert_eq!(buffered.fd_pool(), 1);
             direct.set_fd_pool(1);
@@ -633,7 +633,7 @@ async fn concurrent_reads_on_an_o_direct_file_spread_over_its_fd_pool() {
                 return;
             };
             let file = Arc::new(file);
-            assert_eq!(file.fd_pool(), 16);
+            assert_eq!(file.fd_pool(), 8);
             settle().await;
             let before = aiofs::stats();
             read_256(&file).await;
@@ -768,7 +768,7 @@ async fn overlapping_writes_on_an_o_direct_file_land_in_order() {
             let Some(file) = open_direct(&path).await else {
                 return;
             };
-            assert_eq!(file.fd_pool(), 16);
+            assert_eq!(file.fd_pool(), 8);
             settle().await;
             let before = aiofs::stats();
             // Submitted in this order: `join_all` polls them first to last.

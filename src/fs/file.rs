@@ -22,16 +22,15 @@ use crate::sys::fd::FdRef;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The descriptor pool of an `O_DIRECT` file, by default.
-const DIRECT_POOL: usize = 16;
+const DIRECT_POOL: usize = 8;
 /// The largest descriptor pool.
 const MAX_POOL: usize = 64;
 
 /// A file's descriptor pool for positioned reads.
 #[derive(Debug, Default)]
 struct Pool {
-    /// 0: not decided yet (16 for O_DIRECT, else 1).
+    /// 0: not decided yet (8 for O_DIRECT, else 1).
     size: AtomicUsize,
-    next: AtomicUsize,
     fds: std::sync::Mutex<Vec<FdRef>>,
 }
 
@@ -210,12 +209,8 @@ impl File {
         if size <= 1 {
             return self.fd.clone();
         }
-        let turn = self.pool.next.fetch_add(1, Ordering::Relaxed) % size;
-        if turn == 0 {
-            return self.fd.clone();
-        }
         let mut fds = self.pool.fds.lock().unwrap_or_else(|e| e.into_inner());
-        while fds.len() < turn {
+        while fds.len() < size - 1 {
             // A duplicate shares the open file description (flags, O_DIRECT).
             match self.fd.std().try_clone() {
                 Ok(std) => {
@@ -226,12 +221,21 @@ impl File {
                 Err(_) => break,
             }
         }
-        match fds.get(turn - 1) {
-            Some(fd) => {
+        // The least busy descriptor: each request in flight (or future not yet
+        // finished) holds a reference to its descriptor; the pool and the
+        // `File` hold one each.
+        let own = self.fd.holders();
+        let best = fds
+            .iter()
+            .take(size - 1)
+            .enumerate()
+            .min_by_key(|(i, fd)| (fd.holders(), *i));
+        match best {
+            Some((_, fd)) if fd.holders() < own => {
                 stats::add(&stats::POOL_REQUESTS, 1);
                 fd.clone()
             }
-            None => self.fd.clone(),
+            _ => self.fd.clone(),
         }
     }
 
@@ -239,9 +243,11 @@ impl File {
     /// and `n - 1` duplicates, made when first needed).
     ///
     /// glibc runs one request per descriptor at a time, so one descriptor gives
-    /// a queue depth of one to the device. The default is 16 for an `O_DIRECT`
-    /// file, where a disk needs many requests at once to reach its rate (see
-    /// `benches/direct.rs`), and 1 otherwise: cached reads are fastest on one
+    /// a queue depth of one to the device. The default is 8 for an `O_DIRECT`
+    /// file, where a disk needs many requests at once to reach its rate (8 was
+    /// the best of 4, 8 and 16 at queue depth 32 in `benches/direct.rs` on a
+    /// 2-core VM: more descriptors cost more thread wake-ups than they gain), and
+    /// 1 otherwise: cached reads are fastest on one
     /// descriptor (one glibc worker drains the queue without waking others).
     /// Writes always use the file's own descriptor, in the order they were
     /// submitted, so two writes to overlapping ranges are never reordered.

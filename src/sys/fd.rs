@@ -85,6 +85,12 @@ impl FdRef {
         self.fd.file.as_fd()
     }
 
+    /// How many references to this descriptor exist: a measure of how busy it
+    /// is (each request in flight holds one).
+    pub(crate) fn holders(&self) -> usize {
+        Arc::strong_count(&self.fd)
+    }
+
     /// The write epoch: changes whenever a write or `set_len` finishes.
     pub(crate) fn epoch(&self) -> u64 {
         self.fd.epoch.load(Ordering::Acquire)
