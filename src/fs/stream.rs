@@ -452,7 +452,10 @@ impl Stream {
         if w.buf.is_empty() {
             w.at = pos;
             if w.buf.capacity() == 0 {
-                w.buf = w.spare.pop().unwrap_or_default();
+                // A whole chunk at once: growing by doubling would copy it again
+                // and again.
+                w.spare.retain(|b| b.capacity() >= chunk);
+                w.buf = w.spare.pop().unwrap_or_else(|| Vec::with_capacity(chunk));
             }
         }
         let mut n = 0;
@@ -741,7 +744,7 @@ impl WriteSide {
             }
             if let Some(c) = self.inflight.pop_front()
                 && let Some(mut b) = c.buf
-                && self.spare.len() < 2
+                && self.spare.len() < MAX_WRITES + 1
             {
                 b.clear();
                 self.spare.push(b);
