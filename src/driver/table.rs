@@ -391,6 +391,14 @@ impl Table {
         if !orphaned {
             sub(&IN_FLIGHT, 1);
         }
+        if code == libc::EAGAIN && !orphaned && !self.slots[key].cb().is_idempotent() {
+            // An O_APPEND write: running it again could append twice.
+            let err = io::Error::other(
+                "aiofs: outcome unknown: glibc could not queue the completion signal \
+                 (RLIMIT_SIGPENDING full) of an O_APPEND write; the data may or may not have been appended",
+            );
+            return self.finish(key, Err(err), out);
+        }
         if code == libc::EAGAIN && !orphaned {
             // The I/O may have happened, but glibc could not queue the completion
             // signal (RLIMIT_SIGPENDING) and replaced the result with -1/EAGAIN.

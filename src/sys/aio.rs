@@ -75,6 +75,8 @@ pub(crate) struct Aiocb {
     kind: Kind,
     /// Submitted and not yet reaped with `aio_return`.
     in_flight: bool,
+    /// Running it twice does no harm (not a write to an `O_APPEND` descriptor).
+    idempotent: bool,
 }
 
 impl std::fmt::Debug for Aiocb {
@@ -123,7 +125,8 @@ impl Aiocb {
         // glibc only reads through `aio_buf` for a write.
         let ptr = buf.stable_ptr().wrapping_add(off).cast_mut();
         let cb = new_cb(&fd, libc::LIO_WRITE, ptr, len, pos);
-        Aiocb::from_block(
+        let append = fd.is_append();
+        let mut cb = Aiocb::from_block(
             Kind::Write,
             Box::new(Block {
                 cb: UnsafeCell::new(cb),
@@ -131,7 +134,10 @@ impl Aiocb {
                 off,
                 _fd: fd,
             }),
-        )
+        );
+        // An append lands wherever the end is: running it again would append twice.
+        cb.idempotent = !append;
+        cb
     }
 
     /// An `aio_fsync` of the descriptor.
@@ -153,6 +159,7 @@ impl Aiocb {
             block: mem::ManuallyDrop::new(block),
             kind,
             in_flight: false,
+            idempotent: true,
         }
     }
 
@@ -193,6 +200,12 @@ impl Aiocb {
         super::cvt(ret)?;
         self.in_flight = true;
         Ok(())
+    }
+
+    /// Whether running the request a second time does no harm (positioned
+    /// requests; not a write to an `O_APPEND` descriptor).
+    pub(crate) fn is_idempotent(&self) -> bool {
+        self.idempotent
     }
 
     /// Whether `lio_listio` can carry this request (reads and writes).

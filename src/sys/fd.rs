@@ -31,6 +31,8 @@ pub(crate) struct Fd {
     epoch: AtomicU64,
     /// `O_DIRECT` alignment, cached: 0 unknown, `NOT_DIRECT`, or `mem << 32 | offset`.
     direct: AtomicU64,
+    /// `O_APPEND`, cached: 0 unknown, 1 no, 2 yes.
+    append: AtomicU8,
 }
 
 const NOT_DIRECT: u64 = u64::MAX;
@@ -67,6 +69,7 @@ impl FdRef {
                 waiter: Arc::new(AtomicWaker::new()),
                 epoch: AtomicU64::new(0),
                 direct: AtomicU64::new(0),
+                append: AtomicU8::new(0),
             }),
             wake: WakeOnDrop(None),
         }
@@ -156,9 +159,19 @@ impl FdRef {
 
     /// Whether the descriptor was opened with `O_APPEND` (false if unknown).
     pub(crate) fn is_append(&self) -> bool {
-        // SAFETY: `F_GETFL` only reads the flags of an open descriptor we own.
-        let flags = unsafe { libc::fcntl(self.raw(), libc::F_GETFL) };
-        flags != -1 && flags & libc::O_APPEND != 0
+        match self.fd.append.load(Ordering::Relaxed) {
+            1 => false,
+            2 => true,
+            _ => {
+                // SAFETY: `F_GETFL` only reads the flags of an open descriptor we own.
+                let flags = unsafe { libc::fcntl(self.raw(), libc::F_GETFL) };
+                let append = flags != -1 && flags & libc::O_APPEND != 0;
+                self.fd
+                    .append
+                    .store(if append { 2 } else { 1 }, Ordering::Relaxed);
+                append
+            }
+        }
     }
 
     /// Refuses a descriptor that cannot seek (pipe, socket, tty) with `ESPIPE`.
