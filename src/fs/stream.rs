@@ -28,9 +28,9 @@ use crate::ops::{ReadAt, WriteAt};
 use crate::sys::fd::FdRef;
 
 /// Reads in flight ahead of a sequential reader, at most.
-const MAX_WINDOW: usize = 4;
+const MAX_WINDOW: usize = 6;
 /// The largest read-ahead request.
-const MAX_CHUNK: usize = 1 << 20;
+const MAX_CHUNK: usize = 512 << 10;
 /// The smallest read request.
 const MIN_CHUNK: usize = 16 << 10;
 /// Write-behind requests in flight, at most, before `poll_write` waits.
