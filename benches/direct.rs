@@ -59,6 +59,9 @@
 //! memory-backed (tmpfs and ramfs are refused: they accept `O_DIRECT` on recent
 //! kernels but have no device behind them) and that accepts `O_DIRECT`.
 
+mod common;
+
+use common::{fmt_rate, fmt_ratio, joined, json_list, json_num, median, ratio};
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, Write as _};
@@ -209,22 +212,6 @@ impl Row {
         let shares: Vec<f64> = self.samples.iter().filter_map(Sample::other).collect();
         (!shares.is_empty()).then(|| median(shares.into_iter()))
     }
-}
-
-fn median(values: impl Iterator<Item = f64>) -> f64 {
-    let mut v: Vec<f64> = values.collect();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
-
-/// `a / b`, or `None` when it means nothing (a zero or non-finite figure).
-fn ratio(a: f64, b: f64) -> Option<f64> {
-    let r = a / b;
-    (r.is_finite() && r > 0.0).then_some(r)
 }
 
 // ---------------------------------------------------------------- the data
@@ -472,10 +459,6 @@ impl Meter {
             pool_requests,
         }
     }
-}
-
-fn joined<T>(res: std::result::Result<T, tokio::task::JoinError>) -> io::Result<T> {
-    res.map_err(io::Error::other)
 }
 
 /// What one pass of one cell needs to know.
@@ -739,29 +722,6 @@ fn pct(x: Option<f64>) -> String {
     x.map_or_else(|| "-".to_string(), |x| format!("{:.0}%", x * 100.0))
 }
 
-fn fmt_ratio(r: Option<f64>) -> String {
-    r.map_or_else(|| "-".to_string(), |r| format!("{r:.2}x"))
-}
-
-/// A rate with three significant digits: 987, 1.23k, 45.6k, 1.02M.
-fn fmt_rate(x: f64) -> String {
-    let (v, unit) = if x >= 1e6 {
-        (x / 1e6, "M")
-    } else if x >= 1e3 {
-        (x / 1e3, "k")
-    } else {
-        (x, "")
-    };
-    let decimals = if v >= 100.0 {
-        0
-    } else if v >= 10.0 {
-        1
-    } else {
-        2
-    };
-    format!("{v:.decimals$}{unit}")
-}
-
 fn json_str(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
@@ -777,18 +737,6 @@ fn json_str(s: &str) -> String {
     }
     out.push('"');
     out
-}
-
-fn json_num(x: Option<f64>) -> String {
-    match x {
-        Some(x) if x.is_finite() => format!("{x:.4}"),
-        _ => "null".to_string(),
-    }
-}
-
-fn json_list(xs: impl Iterator<Item = f64>) -> String {
-    let items: Vec<String> = xs.map(|x| json_num(Some(x))).collect();
-    format!("[{}]", items.join(","))
 }
 
 fn print_json(rows: &[Row], p: &Params, notifier: &str) {

@@ -36,6 +36,9 @@
 //! checked against the file's pattern, for every backend; written files are read
 //! back and checked after every run of workload B.
 
+mod common;
+
+use common::{fmt_rate, fmt_ratio, joined, json_list, json_num, median, ratio};
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, Read as _, SeekFrom, Write as _};
@@ -167,22 +170,6 @@ impl Row {
     }
 }
 
-fn median(values: impl Iterator<Item = f64>) -> f64 {
-    let mut v: Vec<f64> = values.collect();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
-
-/// `a / b`, or `None` when it means nothing (a zero or non-finite figure).
-fn ratio(a: f64, b: f64) -> Option<f64> {
-    let r = a / b;
-    (r.is_finite() && r > 0.0).then_some(r)
-}
-
 // ---------------------------------------------------------------- the data
 
 /// The file's content: each 8-byte word holds a function of its own index, so a
@@ -307,10 +294,6 @@ fn measure(f: impl FnOnce() -> Result<(u64, u64)>) -> Result<Sample> {
         secs,
         cpu_us,
     })
-}
-
-fn joined<T>(res: std::result::Result<T, tokio::task::JoinError>) -> io::Result<T> {
-    res.map_err(io::Error::other)
 }
 
 // ---------------------------------------------------------------- workload A
@@ -545,18 +528,6 @@ fn json_str(s: &str) -> String {
     out
 }
 
-fn json_num(x: Option<f64>) -> String {
-    match x {
-        Some(x) if x.is_finite() => format!("{x:.4}"),
-        _ => "null".to_string(),
-    }
-}
-
-fn json_list(xs: impl Iterator<Item = f64>) -> String {
-    let items: Vec<String> = xs.map(|x| json_num(Some(x))).collect();
-    format!("[{}]", items.join(","))
-}
-
 /// aiofs ÷ `row` (throughput, CPU per op), against the aiofs row of the same
 /// group (workload A: the same queue depth; workload B: the whole workload).
 fn ratios(rows: &[Row], row: &Row) -> (Option<f64>, Option<f64>) {
@@ -573,29 +544,6 @@ fn ratios(rows: &[Row], row: &Row) -> (Option<f64>, Option<f64>) {
         ratio(a.ops_per_s(), row.ops_per_s()),
         ratio(a.cpu_us_per_op(), row.cpu_us_per_op()),
     )
-}
-
-fn fmt_ratio(r: Option<f64>) -> String {
-    r.map_or_else(|| "-".to_string(), |r| format!("{r:.2}x"))
-}
-
-/// A rate with three significant digits: 987, 1.23k, 45.6k, 1.02M.
-fn fmt_rate(x: f64) -> String {
-    let (v, unit) = if x >= 1e6 {
-        (x / 1e6, "M")
-    } else if x >= 1e3 {
-        (x / 1e3, "k")
-    } else {
-        (x, "")
-    };
-    let decimals = if v >= 100.0 {
-        0
-    } else if v >= 10.0 {
-        1
-    } else {
-        2
-    };
-    format!("{v:.decimals$}{unit}")
 }
 
 fn print_json(rows: &[Row], p: &Params, notifier: &str) {

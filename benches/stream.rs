@@ -63,6 +63,9 @@
 //! Before the timed runs, the stream-read source is read once through
 //! `aiofs::File` into a sink that checks every byte.
 
+mod common;
+
+use common::{fmt_ratio, json_list, json_num, median, ratio};
 use std::fs;
 use std::future::Future;
 use std::io::{self, Read as _, Write as _};
@@ -342,22 +345,6 @@ impl Row {
     fn secs(&self) -> f64 {
         median(self.samples.iter().map(|s| s.secs))
     }
-}
-
-fn median(values: impl Iterator<Item = f64>) -> f64 {
-    let mut v: Vec<f64> = values.collect();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
-
-/// `a / b`, or `None` when it means nothing (a zero or non-finite figure).
-fn ratio(a: f64, b: f64) -> Option<f64> {
-    let r = a / b;
-    (r.is_finite() && r > 0.0).then_some(r)
 }
 
 // ---------------------------------------------------------------- the data
@@ -782,18 +769,6 @@ fn json_str(s: &str) -> String {
     out
 }
 
-fn json_num(x: Option<f64>) -> String {
-    match x {
-        Some(x) if x.is_finite() => format!("{x:.4}"),
-        _ => "null".to_string(),
-    }
-}
-
-fn json_list(xs: impl Iterator<Item = f64>) -> String {
-    let items: Vec<String> = xs.map(|x| json_num(Some(x))).collect();
-    format!("[{}]", items.join(","))
-}
-
 /// aiofs ÷ `row` (MB/s, CPU per MiB), against the aiofs row of the workload.
 fn ratios(rows: &[Row], row: &Row) -> (Option<f64>, Option<f64>) {
     if row.backend == Backend::Aiofs {
@@ -809,10 +784,6 @@ fn ratios(rows: &[Row], row: &Row) -> (Option<f64>, Option<f64>) {
         ratio(a.mb_per_s(), row.mb_per_s()),
         ratio(a.cpu_us_per_mib(), row.cpu_us_per_mib()),
     )
-}
-
-fn fmt_ratio(r: Option<f64>) -> String {
-    r.map_or_else(|| "-".to_string(), |r| format!("{r:.2}x"))
 }
 
 /// The sum of the aiofs row's counters over its runs, and the MiB moved.

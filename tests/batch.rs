@@ -13,23 +13,17 @@ mod support;
 use std::collections::BTreeMap;
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use aiofs::{Batch, File};
 use futures::StreamExt;
-use support::{Rng, bounded, open_fds, open_fds_under, pattern, pattern_bytes, serial, settle};
+use support::{
+    Rng, bounded, idle, open_fds, open_fds_under, open_rw, pattern, pattern_bytes, serial, settle,
+};
 use tempfile::TempDir;
 
 /// The size of the big fixture: 8 MiB.
 const SIZE: u64 = 8 << 20;
-
-/// The end of every test: nothing left in flight or orphaned.
-async fn idle() {
-    settle().await;
-    let stats = aiofs::stats();
-    assert_eq!(stats.in_flight, 0, "{stats:?}");
-    assert_eq!(stats.orphaned, 0, "{stats:?}");
-}
 
 /// `len` bytes of `pattern`, or of its complement with `inverted` (a second
 /// file whose bytes differ from the first's everywhere).
@@ -65,16 +59,6 @@ fn verify(buf: &[u8], pos: u64, what: &str) {
 /// The count a read of `len` bytes at `pos` gives on a file of `size` bytes.
 fn count_at(size: u64, pos: u64, len: usize) -> usize {
     size.saturating_sub(pos).min(len as u64) as usize
-}
-
-/// Opens `path` for reading and writing.
-async fn open_rw(path: &Path) -> File {
-    File::options()
-        .read(true)
-        .write(true)
-        .open(path)
-        .await
-        .expect("open read-write")
 }
 
 /// One request, so that the driver (its thread, pipe, signal stream) exists

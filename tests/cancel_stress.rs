@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use aiofs::{Config, File};
 use futures::FutureExt;
-use support::{Rng, open_fds, pattern_bytes, serial, settle};
+use support::{Rng, open_fds, open_rw, pattern_bytes, serial, settle};
 
 /// Small, so that many requests wait in the FIFO queue and are dropped there too.
 const MAX_IN_FLIGHT: usize = 64;
@@ -88,15 +88,6 @@ fn assert_pattern(data: &[u8], from: u64, len: u64, path: &Path) {
             data[i], want[i]
         );
     }
-}
-
-async fn open_rw(path: &Path) -> File {
-    File::options()
-        .read(true)
-        .write(true)
-        .open(path)
-        .await
-        .expect("open")
 }
 
 /// Waits (bounded) until the open descriptor count is back to `baseline`: the

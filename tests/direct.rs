@@ -22,19 +22,11 @@ use std::sync::Arc;
 
 use aiofs::buf::{AlignedBuf, IoBuf, IoBufMut};
 use aiofs::{Batch, BufResult, File};
-use support::{bounded, open_fds_under, pattern, pattern_bytes, serial, settle};
+use support::{bounded, idle, open_fds_under, pattern, pattern_bytes, serial, settle};
 use tempfile::TempDir;
 
 /// Offsets, lengths and buffer addresses that any `O_DIRECT` alignment accepts.
 const ALIGN: usize = 4096;
-
-/// The end of every test: nothing left in flight or orphaned.
-async fn idle() {
-    settle().await;
-    let stats = aiofs::stats();
-    assert_eq!(stats.in_flight, 0, "{stats:?}");
-    assert_eq!(stats.orphaned, 0, "{stats:?}");
-}
 
 /// A directory that is not a tmpfs, holding `data`: `len` bytes of `pattern`.
 fn fixture(len: usize) -> (TempDir, PathBuf) {

@@ -16,16 +16,8 @@ use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use aiofs::buf::AlignedBuf;
-use support::{bounded, in_child, open_fds_under, pattern_bytes, serial, settle};
+use support::{bounded, idle, in_child, open_fds_under, pattern_bytes, serial, settle};
 use tempfile::TempDir;
-
-/// The end of every test: nothing left in flight or orphaned.
-async fn idle() {
-    settle().await;
-    let stats = aiofs::stats();
-    assert_eq!(stats.in_flight, 0, "{stats:?}");
-    assert_eq!(stats.orphaned, 0, "{stats:?}");
-}
 
 /// A temporary directory holding `data`, a file of `len` bytes of `pattern`.
 fn fixture(len: usize) -> (TempDir, PathBuf) {

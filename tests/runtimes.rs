@@ -19,7 +19,7 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use aiofs::File;
-use support::{Rng, open_fds_under, pattern_bytes, serial, settle};
+use support::{Rng, open_fds_under, open_rw, pattern_bytes, serial, settle};
 use tokio::runtime::{Builder, Runtime};
 
 const LEN: u64 = 1 << 20;
@@ -52,15 +52,6 @@ fn data_file(dir: &Path, name: &str, from: u64) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, pattern_bytes(from, LEN as usize)).expect("write");
     path
-}
-
-async fn open_rw(path: &Path) -> File {
-    File::options()
-        .read(true)
-        .write(true)
-        .open(path)
-        .await
-        .expect("open")
 }
 
 /// Writes `len` bytes that only this call writes (`tag`) at `pos`, reads them

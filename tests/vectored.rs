@@ -12,22 +12,14 @@ mod support;
 
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use aiofs::File;
-use support::{Rng, bounded, pattern_bytes, serial, settle};
+use support::{Rng, bounded, idle, open_rw, pattern_bytes, serial, settle};
 use tempfile::TempDir;
 
 /// The size of the fixture: 1 MiB.
 const SIZE: u64 = 1 << 20;
-
-/// The end of every test: nothing left in flight or orphaned.
-async fn idle() {
-    settle().await;
-    let stats = aiofs::stats();
-    assert_eq!(stats.in_flight, 0, "{stats:?}");
-    assert_eq!(stats.orphaned, 0, "{stats:?}");
-}
 
 /// A temporary directory holding `data`: `len` bytes of `pattern`.
 fn fixture(len: u64) -> (TempDir, PathBuf) {
@@ -35,16 +27,6 @@ fn fixture(len: u64) -> (TempDir, PathBuf) {
     let path = dir.path().join("data");
     std::fs::write(&path, pattern_bytes(0, len as usize)).expect("write fixture");
     (dir, path)
-}
-
-/// Opens `path` for reading and writing.
-async fn open_rw(path: &Path) -> File {
-    File::options()
-        .read(true)
-        .write(true)
-        .open(path)
-        .await
-        .expect("open read-write")
 }
 
 /// What `preadv(2)` gives for segments of `sizes` bytes at `pos`: the count, and

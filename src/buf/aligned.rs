@@ -45,9 +45,42 @@ unsafe impl Sync for AlignedBuf {}
 
 impl AlignedBuf {
     /// An empty buffer of `capacity` bytes whose start is aligned to `alignment`.
+    ///
+    /// # Panics
+    ///
+    /// If `alignment` is not a power of two or the capacity rounded up to it
+    /// overflows `isize` (as `Layout` and `Vec`); [`try_new`](Self::try_new)
+    /// returns an error instead.
     pub fn new(alignment: usize, capacity: usize) -> AlignedBuf {
-        let layout = Layout::from_size_align(capacity, alignment)
-            .expect("aiofs: AlignedBuf alignment must be a power of two and the size fit isize");
+        match AlignedBuf::try_new(alignment, capacity) {
+            Ok(buf) => buf,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// As [`new`](Self::new), but a bad alignment or size is an error.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` if `alignment` is not a power of two or the capacity
+    /// rounded up to it overflows `isize`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(aiofs::buf::AlignedBuf::try_new(4096, 8192).is_ok());
+    /// assert!(aiofs::buf::AlignedBuf::try_new(3000, 8192).is_err());
+    /// ```
+    pub fn try_new(alignment: usize, capacity: usize) -> std::io::Result<AlignedBuf> {
+        let layout = Layout::from_size_align(capacity, alignment).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "aiofs: AlignedBuf: alignment {alignment} must be a power of two and \
+                     capacity {capacity} fit isize when rounded up to it"
+                ),
+            )
+        })?;
         let ptr = if capacity == 0 {
             // A dangling, well-aligned pointer: nothing is allocated.
             NonNull::new(alignment as *mut u8).unwrap_or(NonNull::dangling())
@@ -59,11 +92,11 @@ impl AlignedBuf {
                 None => alloc::handle_alloc_error(layout),
             }
         };
-        AlignedBuf {
+        Ok(AlignedBuf {
             ptr,
             layout,
             len: 0,
-        }
+        })
     }
 
     /// The alignment of the start of the buffer.

@@ -110,7 +110,7 @@ impl Driver {
         {
             return Err((e, cbs));
         }
-        Ok(self.with_table(|t, out| t.submit_group(cbs, group, out)))
+        self.with_table(|t, out| t.submit_group(cbs, group, out))
     }
 
     /// Takes the results of finished requests of a group.

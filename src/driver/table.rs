@@ -7,6 +7,7 @@
 
 use std::collections::VecDeque;
 use std::io;
+use std::sync::Arc;
 use std::task::{Poll, Waker};
 
 use slab::Slab;
@@ -88,7 +89,7 @@ impl Group {
 struct Slot {
     generation: usize,
     /// The batch this request belongs to, and its index there.
-    group: Option<(std::sync::Arc<Group>, usize)>,
+    group: Option<(Arc<Group>, usize)>,
     /// Always `Some`, but for the moment of a `lio_listio` call.
     cb: Option<Aiocb>,
     state: State,
@@ -98,10 +99,16 @@ struct Slot {
 
 impl Slot {
     fn cb(&mut self) -> &mut Aiocb {
+        // `None` only inside `start_list`, which puts every aiocb back before it
+        // returns, and never calls this meanwhile.
         self.cb
             .as_mut()
             .expect("aiofs: internal: slot without its aiocb")
     }
+}
+
+fn too_many() -> io::Error {
+    io::Error::other("aiofs: too many requests in the completion table")
 }
 
 /// What to do once the table lock is released: wake these futures, free these
@@ -134,7 +141,10 @@ pub(crate) struct Table {
     in_flight: usize,
     limit: usize,
     signo: i32,
+    /// Reused by `scan`: the keys of the requests in the OS.
     scratch: Vec<usize>,
+    /// Reused by `fill`: the requests about to start.
+    run: Vec<(Token, usize)>,
 }
 
 impl Table {
@@ -147,6 +157,7 @@ impl Table {
             limit: limit.max(1),
             signo,
             scratch: Vec::new(),
+            run: Vec::new(),
         }
     }
 
@@ -162,6 +173,49 @@ impl Table {
         }
     }
 
+    /// Puts a new request in a slot, queued behind those already waiting.
+    fn enqueue(
+        &mut self,
+        mut cb: Aiocb,
+        waker: Option<Waker>,
+        group: Option<(Arc<Group>, usize)>,
+    ) -> Token {
+        let generation = self.next_generation;
+        self.next_generation = (self.next_generation + 1) & (usize::MAX >> HALF);
+        if self.next_generation == 0 {
+            self.next_generation = 1;
+        }
+        let entry = self.slots.vacant_entry();
+        let token = Token::new(entry.key(), generation);
+        cb.set_notify(self.signo, token.0);
+        entry.insert(Slot {
+            generation,
+            cb: Some(cb),
+            state: State::Queued(waker),
+            started: false,
+            group,
+        });
+        add(&QUEUED, 1);
+        self.queue.push_back(token);
+        token
+    }
+
+    /// Whether `n` more slots still have an index that fits in a token.
+    fn has_room(&self, n: usize) -> bool {
+        self.slots.len().saturating_add(n) <= INDEX_MASK
+    }
+
+    /// Counts the requests of `tokens` that still wait for a place.
+    fn count_waiting(&self, tokens: &[Token]) {
+        for &t in tokens {
+            if let Some(k) = self.lookup(t)
+                && matches!(self.slots[k].state, State::Queued(_))
+            {
+                add(&WAITED, 1);
+            }
+        }
+    }
+
     /// Takes a new request: submits it now, or queues it (FIFO) when the limit is
     /// reached or others already wait.
     pub(crate) fn submit(
@@ -170,35 +224,13 @@ impl Table {
         waker: &Waker,
         out: &mut AfterUnlock,
     ) -> Result<Token, (io::Error, Aiocb)> {
-        let generation = self.next_generation;
-        self.next_generation = (self.next_generation + 1) & (usize::MAX >> HALF);
-        if self.next_generation == 0 {
-            self.next_generation = 1;
+        if !self.has_room(1) {
+            return Err((too_many(), cb));
         }
-        let entry = self.slots.vacant_entry();
-        let key = entry.key();
-        if key > INDEX_MASK {
-            return Err((
-                io::Error::other("aiofs: too many requests in the completion table"),
-                cb,
-            ));
-        }
-        let token = Token::new(key, generation);
-        entry.insert(Slot {
-            generation,
-            cb: Some(cb),
-            state: State::Queued(Some(waker.clone())),
-            started: false,
-            group: None,
-        });
-        self.slots[key].cb().set_notify(self.signo, token.0);
         // Through the queue, so requests start in the order they came.
-        add(&QUEUED, 1);
-        self.queue.push_back(token);
+        let token = self.enqueue(cb, Some(waker.clone()), None);
         self.fill(out);
-        if matches!(self.slots[key].state, State::Queued(_)) {
-            add(&WAITED, 1);
-        }
+        self.count_waiting(&[token]);
         Ok(token)
     }
 
@@ -207,46 +239,25 @@ impl Table {
     pub(crate) fn submit_group(
         &mut self,
         cbs: Vec<Aiocb>,
-        group: &std::sync::Arc<Group>,
+        group: &Arc<Group>,
         out: &mut AfterUnlock,
-    ) -> Vec<Token> {
-        let mut tokens = Vec::with_capacity(cbs.len());
-        for (index, cb) in cbs.into_iter().enumerate() {
-            let generation = self.next_generation;
-            self.next_generation = (self.next_generation + 1) & (usize::MAX >> HALF);
-            if self.next_generation == 0 {
-                self.next_generation = 1;
-            }
-            let entry = self.slots.vacant_entry();
-            let token = Token::new(entry.key(), generation);
-            let key = entry.key();
-            entry.insert(Slot {
-                generation,
-                cb: Some(cb),
-                state: State::Queued(None),
-                started: false,
-                group: Some((std::sync::Arc::clone(group), index)),
-            });
-            self.slots[key].cb().set_notify(self.signo, token.0);
-            add(&QUEUED, 1);
-            self.queue.push_back(token);
-            tokens.push(token);
+    ) -> Result<Vec<Token>, (io::Error, Vec<Aiocb>)> {
+        if !self.has_room(cbs.len()) {
+            return Err((too_many(), cbs));
         }
+        let tokens: Vec<Token> = cbs
+            .into_iter()
+            .enumerate()
+            .map(|(index, cb)| self.enqueue(cb, None, Some((Arc::clone(group), index))))
+            .collect();
         self.fill(out);
-        for &t in &tokens {
-            if let Some(k) = self.lookup(t)
-                && matches!(self.slots[k].state, State::Queued(_))
-            {
-                add(&WAITED, 1);
-            }
-        }
-        tokens
+        self.count_waiting(&tokens);
+        Ok(tokens)
     }
 
-    /// `aio_*` for a queued slot.
-    fn start(&mut self, key: usize) -> io::Result<()> {
+    /// Records that the request of `key` is now in the OS.
+    fn mark_started(&mut self, key: usize) {
         let slot = &mut self.slots[key];
-        slot.cb().submit()?;
         if !slot.started {
             slot.started = true;
             add(&SUBMITTED, 1);
@@ -261,13 +272,31 @@ impl Table {
             }
             other => other,
         };
+    }
+
+    /// Removes a finished slot, giving its result and aiocb.
+    fn remove_done(&mut self, key: usize) -> (io::Result<usize>, Aiocb) {
+        let slot = self.slots.remove(key);
+        match (slot.state, slot.cb) {
+            (State::Done(res), Some(cb)) => (res, cb),
+            // Callers only remove slots they saw `Done`, and `cb` is `None` only
+            // inside `start_list`, which puts every aiocb back before returning.
+            _ => unreachable!("aiofs: internal: removed a slot that was not done"),
+        }
+    }
+
+    /// `aio_*` for a queued slot.
+    fn start(&mut self, key: usize) -> io::Result<()> {
+        self.slots[key].cb().submit()?;
+        self.mark_started(key);
         Ok(())
     }
 
     /// The result, if the request is finished; otherwise the waker is kept.
     pub(crate) fn poll(&mut self, token: Token, waker: &Waker) -> Poll<(io::Result<usize>, Aiocb)> {
         let Some(key) = self.lookup(token) else {
-            // Only reachable through a bug: every live future owns its slot.
+            // A live future owns its slot: only `remove_done` (called once, when
+            // the future gets its result) or its `Drop` frees it.
             unreachable!("aiofs: internal: a future's slot is gone");
         };
         let slot = &mut self.slots[key];
@@ -279,16 +308,8 @@ impl Table {
                 }
                 Poll::Pending
             }
-            State::Done(_) => {
-                let slot = self.slots.remove(key);
-                match slot.state {
-                    State::Done(res) => match slot.cb {
-                        Some(cb) => Poll::Ready((res, cb)),
-                        None => unreachable!("aiofs: internal: slot without its aiocb"),
-                    },
-                    _ => unreachable!(),
-                }
-            }
+            State::Done(_) => Poll::Ready(self.remove_done(key)),
+            // A slot becomes an orphan only when its future is dropped.
             State::Orphaned | State::QueuedDetached => {
                 unreachable!("aiofs: internal: polled an orphan")
             }
@@ -448,14 +469,12 @@ impl Table {
     pub(crate) fn take_done(&mut self, tokens: &[Token]) -> Vec<(io::Result<usize>, Aiocb)> {
         let mut res = Vec::with_capacity(tokens.len());
         for &t in tokens {
+            // The group lists only finished requests, each once, and a batch's
+            // slots are freed only here or by its `Drop`.
             let Some(key) = self.lookup(t) else {
                 unreachable!("aiofs: internal: a batch's slot is gone");
             };
-            let slot = self.slots.remove(key);
-            match (slot.state, slot.cb) {
-                (State::Done(r), Some(cb)) => res.push((r, cb)),
-                _ => unreachable!("aiofs: internal: took an unfinished request"),
-            }
+            res.push(self.remove_done(key));
         }
         res
     }
@@ -463,13 +482,15 @@ impl Table {
     /// Submits queued requests while there is room: several at once with one
     /// `lio_listio`, one alone with `aio_read`/`aio_write`/`aio_fsync`.
     pub(crate) fn fill(&mut self, out: &mut AfterUnlock) {
+        // Called on every submission and completion: reuse one list.
+        let mut run = std::mem::take(&mut self.run);
         loop {
             let room = self.limit.saturating_sub(self.in_flight);
             if room == 0 {
-                return;
+                break;
             }
             // The next startable requests, oldest first.
-            let mut run: Vec<(Token, usize)> = Vec::new();
+            run.clear();
             while run.len() < room {
                 let Some(token) = self.queue.pop_front() else {
                     break;
@@ -485,7 +506,7 @@ impl Table {
                 }
             }
             if run.is_empty() {
-                return;
+                break;
             }
             let listable =
                 run.len() >= 2 && run.iter().all(|&(_, k)| self.slots[k].cb().is_listable());
@@ -495,15 +516,17 @@ impl Table {
                 self.start_each(&run, out)
             };
             if stalled {
-                return;
+                break;
             }
         }
+        run.clear();
+        self.run = run;
     }
 
     /// Starts `run` one by one; on `EAGAIN` puts the rest back at the front of
     /// the queue and returns true (retried after the next completion).
     fn start_each(&mut self, run: &[(Token, usize)], out: &mut AfterUnlock) -> bool {
-        for (i, &(token, key)) in run.iter().enumerate() {
+        for (i, &(_, key)) in run.iter().enumerate() {
             match self.start(key) {
                 Ok(()) => sub(&QUEUED, 1),
                 Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
@@ -511,7 +534,6 @@ impl Table {
                     for &(t, _) in run[i..].iter().rev() {
                         self.queue.push_front(t);
                     }
-                    let _ = token;
                     return true;
                 }
                 Err(e) => {
@@ -537,25 +559,11 @@ impl Table {
         add(&LISTIO_REQUESTS, run.len() as u64);
         let mut again = Vec::new();
         for ((&(token, key), cb), res) in run.iter().zip(cbs.drain(..)).zip(results) {
-            let slot = &mut self.slots[key];
-            slot.cb = Some(cb);
+            self.slots[key].cb = Some(cb);
             match res {
                 Ok(()) => {
-                    if !slot.started {
-                        slot.started = true;
-                        add(&SUBMITTED, 1);
-                    }
-                    self.in_flight += 1;
-                    add(&IN_FLIGHT, 1);
                     sub(&QUEUED, 1);
-                    slot.state = match std::mem::replace(&mut slot.state, State::Orphaned) {
-                        State::Queued(w) | State::Submitted(w) => State::Submitted(w),
-                        State::QueuedDetached => {
-                            add(&ORPHANED, 1);
-                            State::Orphaned
-                        }
-                        other => other,
-                    };
+                    self.mark_started(key);
                 }
                 Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
                     add(&EAGAIN_RETRIES, 1);

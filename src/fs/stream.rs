@@ -41,8 +41,6 @@ const MAX_WRITES: usize = 4;
 pub(crate) struct Stream {
     /// The position, shared with the `File`'s clones.
     cursor: Arc<Cursor>,
-    /// `O_APPEND`, read at first write.
-    append: Option<bool>,
     read: ReadSide,
     write: WriteSide,
     /// A seek started by `start_seek`, completed by `poll_complete`.
@@ -238,7 +236,6 @@ impl Stream {
     pub(crate) fn with_cursor(cursor: Arc<Cursor>) -> Stream {
         Stream {
             cursor,
-            append: None,
             read: ReadSide::default(),
             write: WriteSide::default(),
             seek: None,
@@ -270,10 +267,6 @@ impl Stream {
 
     fn at_end(&self) -> bool {
         self.cursor.get() == AT_END
-    }
-
-    fn is_append(&mut self, fd: &FdRef) -> bool {
-        *self.append.get_or_insert_with(|| fd.is_append())
     }
 
     // ----- read -----
@@ -432,7 +425,7 @@ impl Stream {
             ready!(self.poll_flush(cx, fd))?;
             self.apply_seek(fd, target)?;
         }
-        let append = self.is_append(fd);
+        let append = fd.is_append();
         let pos = if append { 0 } else { self.position(fd)? };
         self.discard_read_ahead();
         let chunk = max_buf_size.max(1);
@@ -642,21 +635,18 @@ impl ReadSide {
 
     /// Starts a read of exactly `len` bytes at `pos`, the reader's own.
     fn submit_exact(&mut self, cx: &mut Context<'_>, fd: &FdRef, pos: u64, len: usize) {
-        let mut read = ReadAt::new(fd.clone(), Vec::with_capacity(len), pos);
-        let read = match Pin::new(&mut read).poll(cx) {
-            Poll::Ready(done) => ChunkRead::Ready(Some(done)),
-            Poll::Pending => ChunkRead::Running(read),
-        };
-        self.inflight.push_back(Chunk {
+        self.start(
+            cx,
+            fd.clone(),
+            fd.epoch(),
+            Vec::with_capacity(len),
             pos,
-            len,
-            epoch: fd.epoch(),
-            fresh: true,
-            read,
-        });
+            true,
+        );
     }
 
-    /// Starts a read of at least `len` bytes at `pos`; returns its length.
+    /// Starts a read-ahead of at least `len` bytes at `pos` (on the file's
+    /// descriptor and its duplicate in turn); returns its length.
     fn submit(
         &mut self,
         cx: &mut Context<'_>,
@@ -667,14 +657,27 @@ impl ReadSide {
     ) -> usize {
         let buf = self.buffer(len);
         let len = buf.capacity();
-        let epoch = fd.epoch();
         let target = match (&self.alt, self.use_alt) {
             (Some(alt), true) => alt.clone(),
             _ => fd.clone(),
         };
         self.use_alt = !self.use_alt;
+        self.start(cx, target, fd.epoch(), buf, pos, fresh);
+        len
+    }
+
+    /// Submits a read (its first poll) and queues it to be collected in order.
+    fn start(
+        &mut self,
+        cx: &mut Context<'_>,
+        target: FdRef,
+        epoch: u64,
+        buf: Vec<u8>,
+        pos: u64,
+        fresh: bool,
+    ) {
+        let len = buf.capacity();
         let mut read = ReadAt::new(target, buf, pos);
-        // The first poll submits; the result is collected in order later.
         let read = match Pin::new(&mut read).poll(cx) {
             Poll::Ready(done) => ChunkRead::Ready(Some(done)),
             Poll::Pending => ChunkRead::Running(read),
@@ -686,7 +689,6 @@ impl ReadSide {
             fresh,
             read,
         });
-        len
     }
 
     /// Keeps `window` reads in flight after `pos`, up to the end seen so far.

@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 
 use futures::Stream;
 
-use super::{check_direct, check_range};
+use super::{check_range, check_request};
 use crate::BufResult;
 use crate::buf::{IoBuf, IoBufMut};
 use crate::driver::{self, Driver, Group, Token};
@@ -29,9 +29,8 @@ fn write_back<B: IoBuf>(cb: Aiocb, _n: Option<usize>) -> B {
 }
 
 enum Entry<B> {
-    /// Checked and built, not submitted; a write names its file (to mark it
-    /// written when it finishes).
-    Ready(Aiocb, Back<B>, Option<FdRef>),
+    /// Checked and built, not submitted.
+    Ready(Aiocb, Back<B>),
     /// Refused before submission.
     Refused(io::Error, B),
 }
@@ -115,18 +114,18 @@ impl<B: IoBufMut> Batch<B> {
     /// Adds a read of `file` at `pos` into `buf` (as [`File::read_at`]: up to
     /// the buffer's capacity; its length becomes the count read).
     pub fn read_at(&mut self, file: &File, buf: B, pos: u64) -> &mut Batch<B> {
-        let fd = file.read_fd();
+        self.push_read(file.read_fd(), buf, pos);
+        self
+    }
+
+    /// Adds a read on `fd`, or its error if it cannot be submitted.
+    fn push_read(&mut self, fd: FdRef, buf: B, pos: u64) {
         let len = buf.bytes_total();
-        let ptr = buf.stable_ptr() as usize;
-        let entry = match check_range(pos, len)
-            .and_then(|()| fd.check_seekable())
-            .and_then(|()| check_direct(&fd, ptr, len, pos))
-        {
-            Ok(()) => Entry::Ready(Aiocb::read(fd, buf, 0, pos), read_back::<B>, None),
+        let entry = match check_request(&fd, buf.stable_ptr(), len, pos) {
+            Ok(()) => Entry::Ready(Aiocb::read(fd, buf, 0, pos), read_back::<B>),
             Err(e) => Entry::Refused(e, buf),
         };
         self.entries.push(entry);
-        self
     }
 }
 
@@ -136,16 +135,8 @@ impl<B: IoBuf> Batch<B> {
     pub fn write_at(&mut self, file: &File, buf: B, pos: u64) -> &mut Batch<B> {
         let fd = file.fd().clone();
         let len = buf.bytes_init();
-        let ptr = buf.stable_ptr() as usize;
-        let entry = match check_range(pos, len)
-            .and_then(|()| fd.check_seekable())
-            .and_then(|()| check_direct(&fd, ptr, len, pos))
-        {
-            Ok(()) => Entry::Ready(
-                Aiocb::write(fd.clone(), buf, 0, pos),
-                write_back::<B>,
-                Some(fd),
-            ),
+        let entry = match check_request(&fd, buf.stable_ptr(), len, pos) {
+            Ok(()) => Entry::Ready(Aiocb::write(fd, buf, 0, pos), write_back::<B>),
             Err(e) => Entry::Refused(e, buf),
         };
         self.entries.push(entry);
@@ -183,9 +174,8 @@ struct Run<B> {
     /// Entries not yet submitted (taken at the first poll).
     entries: Option<Vec<Entry<B>>>,
     results: Vec<Option<BufResult<usize, B>>>,
-    /// For each request handed to the driver: its entry index, its way back,
-    /// and for a write its file.
-    submitted: Vec<(usize, Back<B>, Option<FdRef>)>,
+    /// For each request handed to the driver: its entry index and its way back.
+    submitted: Vec<(usize, Back<B>)>,
     tokens: Vec<Token>,
     /// Tokens whose result was taken (not to be orphaned on drop).
     taken: Vec<bool>,
@@ -234,12 +224,7 @@ impl<B: Send + 'static> Run<B> {
                 let finished = driver.take_done(&tokens);
                 for (&i, (res, cb)) in done.iter().zip(finished) {
                     self.taken[i] = true;
-                    let (entry, back, written) = &self.submitted[i];
-                    let (entry, back) = (*entry, *back);
-                    if let Some(fd) = written {
-                        // A finished write makes older read-ahead stale.
-                        fd.bump_epoch();
-                    }
+                    let (entry, back) = self.submitted[i];
                     let buf = back(cb, res.as_ref().ok().copied());
                     self.results[entry] = Some((res, buf));
                     self.ready.push(entry);
@@ -260,9 +245,9 @@ impl<B: Send + 'static> Run<B> {
         let mut cbs = Vec::new();
         for (i, entry) in entries.into_iter().enumerate() {
             match entry {
-                Entry::Ready(cb, back, written) => {
+                Entry::Ready(cb, back) => {
                     cbs.push(cb);
-                    self.submitted.push((i, back, written));
+                    self.submitted.push((i, back));
                 }
                 Entry::Refused(e, buf) => {
                     self.results[i] = Some((Err(e), buf));
@@ -286,7 +271,7 @@ impl<B: Send + 'static> Run<B> {
             }
             Err((e, cbs)) => {
                 // Nothing was submitted: every request gets the error.
-                for (&(i, back, _), cb) in self.submitted.iter().zip(cbs) {
+                for (&(i, back), cb) in self.submitted.iter().zip(cbs) {
                     let err = match e.raw_os_error() {
                         Some(code) => io::Error::from_raw_os_error(code),
                         None => io::Error::new(e.kind(), e.to_string()),
@@ -303,6 +288,8 @@ impl<B: Send + 'static> Run<B> {
     fn take_results(&mut self) -> Vec<BufResult<usize, B>> {
         std::mem::take(&mut self.results)
             .into_iter()
+            // Called once `remaining` is 0: every entry got its result (refused at
+            // start, failed submission, or taken from the driver).
             .map(|r| {
                 r.unwrap_or_else(|| unreachable!("aiofs: internal: a batch result is missing"))
             })
@@ -483,7 +470,7 @@ fn vectored<B: IoBuf>(
                     err.get_or_insert(e);
                     bufs.push(b);
                 }
-                Entry::Ready(cb, back, _) => bufs.push(back(cb, None)),
+                Entry::Ready(cb, back) => bufs.push(back(cb, None)),
             }
         }
         let err = err.unwrap_or_else(|| io::Error::other("aiofs: internal: refused"));
@@ -496,7 +483,9 @@ impl<B: IoBufMut> ReadvAt<B> {
     pub(crate) fn new(file: &File, bufs: Vec<B>, pos: u64) -> ReadvAt<B> {
         ReadvAt {
             inner: vectored(file, bufs, pos, B::bytes_total, |b, f, buf, at| {
-                b.read_at_own_fd(f, buf, at);
+                // Segments of one vectored read stay together on the file's own
+                // descriptor.
+                b.push_read(f.fd().clone(), buf, at);
             }),
         }
     }
@@ -509,21 +498,6 @@ impl<B: IoBuf> WritevAt<B> {
                 b.write_at(f, buf, at);
             }),
         }
-    }
-}
-
-impl<B: IoBufMut> Batch<B> {
-    /// `read_at` on the file's own descriptor (segments of one vectored read
-    /// stay together on it).
-    fn read_at_own_fd(&mut self, file: &File, buf: B, pos: u64) {
-        let fd = file.fd().clone();
-        let len = buf.bytes_total();
-        let ptr = buf.stable_ptr() as usize;
-        let entry = match check_direct(&fd, ptr, len, pos) {
-            Ok(()) => Entry::Ready(Aiocb::read(fd, buf, 0, pos), read_back::<B>, None),
-            Err(e) => Entry::Refused(e, buf),
-        };
-        self.entries.push(entry);
     }
 }
 

@@ -84,6 +84,14 @@ impl Drop for InFlight {
     }
 }
 
+/// The checks every positioned request passes before submission: the range, a
+/// descriptor that can seek, and `O_DIRECT` alignment.
+fn check_request(fd: &FdRef, ptr: *const u8, len: usize, pos: u64) -> io::Result<()> {
+    check_range(pos, len)?;
+    fd.check_seekable()?;
+    check_direct(fd, ptr as usize, len, pos)
+}
+
 /// Refuses an `O_DIRECT` transfer whose buffer address, offset or length is not
 /// aligned as the file needs, before anything is submitted.
 fn check_direct(fd: &FdRef, ptr: usize, len: usize, pos: u64) -> io::Result<()> {

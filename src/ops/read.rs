@@ -5,7 +5,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use super::{InFlight, check_direct, check_range, direct_stop};
+use super::{InFlight, check_request, direct_stop};
 use crate::BufResult;
 use crate::buf::IoBufMut;
 use crate::sys::aio::Aiocb;
@@ -58,11 +58,8 @@ impl<B: IoBufMut> Future for ReadAt<B> {
         match std::mem::replace(&mut this.state, State::Done) {
             State::Idle { fd, buf, off, pos } => {
                 let len = buf.bytes_total().saturating_sub(off);
-                let ptr = buf.stable_ptr() as usize + off;
-                if let Err(e) = check_range(pos, len)
-                    .and_then(|()| fd.check_seekable())
-                    .and_then(|()| check_direct(&fd, ptr, len, pos))
-                {
+                let ptr = buf.stable_ptr().wrapping_add(off);
+                if let Err(e) = check_request(&fd, ptr, len, pos) {
                     return Poll::Ready((Err(e), buf));
                 }
                 let cb = Aiocb::read(fd, buf, off, pos);
@@ -89,9 +86,10 @@ impl<B: IoBufMut> Future for ReadAt<B> {
     }
 }
 
-/// Reads until the buffer's capacity is filled or the file ends (no error then:
-/// the buffer's length says how much was read).
-pub(crate) async fn read_full_at<B: IoBufMut>(fd: FdRef, mut buf: B, pos: u64) -> BufResult<(), B> {
+/// Reads until the buffer's capacity is filled or the file ends; returns the
+/// count read. On `O_DIRECT`, a short count that would leave the next read
+/// misaligned is the end of the file.
+async fn fill_at<B: IoBufMut>(fd: FdRef, mut buf: B, pos: u64) -> BufResult<usize, B> {
     let total = buf.bytes_total();
     let mut filled = 0;
     while filled < total {
@@ -110,50 +108,29 @@ pub(crate) async fn read_full_at<B: IoBufMut>(fd: FdRef, mut buf: B, pos: u64) -
             Err(e) => return (Err(e), buf),
         }
     }
-    (Ok(()), buf)
+    (Ok(filled), buf)
 }
 
-/// `read_exact_at`: loops until the buffer's capacity is filled.
-pub(crate) async fn read_exact_at<B: IoBufMut>(
-    fd: FdRef,
-    mut buf: B,
-    pos: u64,
-) -> BufResult<(), B> {
+/// Reads until the buffer's capacity is filled or the file ends (no error then:
+/// the buffer's length says how much was read).
+pub(crate) async fn read_full_at<B: IoBufMut>(fd: FdRef, buf: B, pos: u64) -> BufResult<(), B> {
+    let (res, buf) = fill_at(fd, buf, pos).await;
+    (res.map(drop), buf)
+}
+
+/// `read_exact_at`: `UnexpectedEof` if the file ends before the buffer is full.
+pub(crate) async fn read_exact_at<B: IoBufMut>(fd: FdRef, buf: B, pos: u64) -> BufResult<(), B> {
     let total = buf.bytes_total();
-    let mut filled = 0;
-    while filled < total {
-        let at = pos.saturating_add(filled as u64);
-        let (res, b) = ReadAt::with_offset(fd.clone(), buf, filled, at).await;
-        buf = b;
-        match res {
-            Ok(0) => {
-                return (
-                    Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!(
-                            "aiofs: end of file at {at}, {} of {total} bytes read",
-                            filled
-                        ),
-                    )),
-                    buf,
-                );
-            }
-            Ok(n) => {
-                filled += n;
-                if filled < total && direct_stop(&fd, pos.saturating_add(filled as u64)) {
-                    let at = pos.saturating_add(filled as u64);
-                    return (
-                        Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            format!("aiofs: end of file at {at}, {filled} of {total} bytes read"),
-                        )),
-                        buf,
-                    );
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return (Err(e), buf),
+    let (res, buf) = fill_at(fd, buf, pos).await;
+    let res = res.and_then(|filled| {
+        if filled == total {
+            return Ok(());
         }
-    }
-    (Ok(()), buf)
+        let at = pos.saturating_add(filled as u64);
+        Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("aiofs: end of file at {at}, {filled} of {total} bytes read"),
+        ))
+    });
+    (res, buf)
 }

@@ -5,7 +5,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use super::{InFlight, check_direct, check_range, direct_stop};
+use super::{InFlight, check_request, direct_stop};
 use crate::BufResult;
 use crate::buf::IoBuf;
 use crate::sys::aio::Aiocb;
@@ -23,8 +23,6 @@ use crate::sys::fd::FdRef;
 #[derive(Debug)]
 pub struct WriteAt<B> {
     state: State<B>,
-    /// The file, to mark it written when the request finishes.
-    epoch: FdRef,
 }
 
 #[derive(Debug)]
@@ -47,7 +45,6 @@ impl<B: IoBuf> WriteAt<B> {
     /// Writes `buf[off..len]` at `pos`.
     pub(crate) fn with_offset(fd: FdRef, buf: B, off: usize, pos: u64) -> WriteAt<B> {
         WriteAt {
-            epoch: fd.clone(),
             state: State::Idle { fd, buf, off, pos },
         }
     }
@@ -77,11 +74,8 @@ impl<B: IoBuf> Future for WriteAt<B> {
         match std::mem::replace(&mut this.state, State::Done) {
             State::Idle { fd, buf, off, pos } => {
                 let len = buf.bytes_init().saturating_sub(off);
-                let ptr = buf.stable_ptr() as usize + off;
-                if let Err(e) = check_range(pos, len)
-                    .and_then(|()| fd.check_seekable())
-                    .and_then(|()| check_direct(&fd, ptr, len, pos))
-                {
+                let ptr = buf.stable_ptr().wrapping_add(off);
+                if let Err(e) = check_request(&fd, ptr, len, pos) {
                     return Poll::Ready((Err(e), buf));
                 }
                 let cb = Aiocb::write(fd, buf, off, pos);
@@ -98,10 +92,7 @@ impl<B: IoBuf> Future for WriteAt<B> {
                     this.state = State::Running(req);
                     Poll::Pending
                 }
-                Poll::Ready((res, cb)) => {
-                    this.epoch.bump_epoch();
-                    Poll::Ready((res, cb.into_buf()))
-                }
+                Poll::Ready((res, cb)) => Poll::Ready((res, cb.into_buf())),
             },
             State::Done => panic!("aiofs: WriteAt polled after completion"),
         }

@@ -50,7 +50,7 @@ struct Block<B> {
     buf: B,
     /// Where in `buf` the transfer starts.
     off: usize,
-    _fd: FdRef,
+    fd: FdRef,
 }
 
 // SAFETY: the raw pointers inside `cb` point into `buf`, which the block owns, so
@@ -60,11 +60,15 @@ unsafe impl<B: Send> Send for Block<B> {}
 
 trait Control: Any + Send {
     fn cb(&self) -> *mut libc::aiocb;
+    fn fd(&self) -> &FdRef;
 }
 
 impl<B: Send + 'static> Control for Block<B> {
     fn cb(&self) -> *mut libc::aiocb {
         self.cb.get()
+    }
+    fn fd(&self) -> &FdRef {
+        &self.fd
     }
 }
 
@@ -114,7 +118,7 @@ impl Aiocb {
                 cb: UnsafeCell::new(cb),
                 buf,
                 off,
-                _fd: fd,
+                fd,
             }),
         )
     }
@@ -132,7 +136,7 @@ impl Aiocb {
                 cb: UnsafeCell::new(cb),
                 buf,
                 off,
-                _fd: fd,
+                fd,
             }),
         );
         // An append lands wherever the end is: running it again would append twice.
@@ -149,7 +153,7 @@ impl Aiocb {
                 cb: UnsafeCell::new(cb),
                 buf: (),
                 off: 0,
-                _fd: fd,
+                fd,
             }),
         )
     }
@@ -238,6 +242,11 @@ impl Aiocb {
         // worker no longer touches the aiocb; `aio_return` reads it once.
         let ret = unsafe { libc::aio_return(self.block.cb()) };
         self.in_flight = false;
+        if self.kind == Kind::Write {
+            // Whatever happened, the file may have changed: read-ahead older than
+            // this is stale (whether the write's future waits for it or not).
+            self.block.fd().bump_epoch();
+        }
         if code != 0 {
             Err(io::Error::from_raw_os_error(code))
         } else if ret < 0 {
@@ -279,6 +288,7 @@ impl Aiocb {
         let any: Box<dyn Any> = block;
         match any.downcast::<Block<B>>() {
             Ok(block) => (block.buf, block.off),
+            // Each op builds its aiocb from a `B` and asks for the same `B` back.
             Err(_) => unreachable!("aiofs: internal: buffer type mismatch"),
         }
     }

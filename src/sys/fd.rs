@@ -8,7 +8,7 @@ use std::fs::File as StdFile;
 use std::io::{self, Seek};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use futures::task::AtomicWaker;
@@ -31,9 +31,12 @@ pub(crate) struct Fd {
     epoch: AtomicU64,
     /// `O_DIRECT` alignment, cached: 0 unknown, `NOT_DIRECT`, or `mem << 32 | offset`.
     direct: AtomicU64,
-    /// `O_APPEND`, cached: 0 unknown, 1 no, 2 yes.
-    append: AtomicU8,
+    /// The file status flags (`F_GETFL`), read once: `FLAGS_UNKNOWN` until then.
+    /// They are shared with every duplicate, and aiofs never changes them.
+    flags: AtomicI32,
 }
+
+const FLAGS_UNKNOWN: i32 = i32::MIN;
 
 const NOT_DIRECT: u64 = u64::MAX;
 /// The `O_DIRECT` alignment when the filesystem does not say (`statx` without
@@ -69,7 +72,7 @@ impl FdRef {
                 waiter: Arc::new(AtomicWaker::new()),
                 epoch: AtomicU64::new(0),
                 direct: AtomicU64::new(0),
-                append: AtomicU8::new(0),
+                flags: AtomicI32::new(FLAGS_UNKNOWN),
             }),
             wake: WakeOnDrop(None),
         }
@@ -122,9 +125,10 @@ impl FdRef {
     fn query_direct(&self) -> u64 {
         #[cfg(any(target_os = "linux", target_os = "android"))]
         {
-            // SAFETY: `F_GETFL` only reads the flags of an open descriptor we own.
-            let flags = unsafe { libc::fcntl(self.raw(), libc::F_GETFL) };
-            if flags == -1 || flags & libc::O_DIRECT == 0 {
+            if self
+                .status_flags()
+                .is_none_or(|flags| flags & libc::O_DIRECT == 0)
+            {
                 return NOT_DIRECT;
             }
             // SAFETY: all-zero is a valid `statx` to be filled.
@@ -159,19 +163,25 @@ impl FdRef {
 
     /// Whether the descriptor was opened with `O_APPEND` (false if unknown).
     pub(crate) fn is_append(&self) -> bool {
-        match self.fd.append.load(Ordering::Relaxed) {
-            1 => false,
-            2 => true,
-            _ => {
+        self.status_flags()
+            .is_some_and(|flags| flags & libc::O_APPEND != 0)
+    }
+
+    /// `F_GETFL`, cached; `None` if it failed.
+    fn status_flags(&self) -> Option<i32> {
+        let flags = match self.fd.flags.load(Ordering::Relaxed) {
+            FLAGS_UNKNOWN => {
                 // SAFETY: `F_GETFL` only reads the flags of an open descriptor we own.
                 let flags = unsafe { libc::fcntl(self.raw(), libc::F_GETFL) };
-                let append = flags != -1 && flags & libc::O_APPEND != 0;
-                self.fd
-                    .append
-                    .store(if append { 2 } else { 1 }, Ordering::Relaxed);
-                append
+                if flags == -1 {
+                    return None;
+                }
+                self.fd.flags.store(flags, Ordering::Relaxed);
+                flags
             }
-        }
+            flags => flags,
+        };
+        Some(flags)
     }
 
     /// Refuses a descriptor that cannot seek (pipe, socket, tty) with `ESPIPE`.

@@ -148,3 +148,21 @@ pub fn pattern(i: u64) -> u8 {
 pub fn pattern_bytes(pos: u64, len: usize) -> Vec<u8> {
     (pos..pos + len as u64).map(pattern).collect()
 }
+
+/// The end of a test: nothing left in flight or orphaned.
+pub async fn idle() {
+    settle().await;
+    let stats = aiofs::stats();
+    assert_eq!(stats.in_flight, 0, "{stats:?}");
+    assert_eq!(stats.orphaned, 0, "{stats:?}");
+}
+
+/// Opens `path` for reading and writing.
+pub async fn open_rw(path: &std::path::Path) -> aiofs::File {
+    aiofs::File::options()
+        .read(true)
+        .write(true)
+        .open(path)
+        .await
+        .expect("open read-write")
+}
