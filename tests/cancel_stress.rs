@@ -46,6 +46,7 @@ fn install() {
     // The notifier and the signal still come from the environment.
     Config::new()
         .max_in_flight(MAX_IN_FLIGHT)
+        .nowait(false)
         .install()
         .expect("install the test's Config");
 }

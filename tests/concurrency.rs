@@ -14,7 +14,9 @@ use std::io::ErrorKind;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use support::{Rng, bounded, in_child, open_fds_under, pattern, pattern_bytes, serial, settle};
+use support::{
+    Rng, aio_only, bounded, in_child, open_fds_under, pattern, pattern_bytes, serial, settle,
+};
 use tempfile::TempDir;
 
 const SIZE: u64 = 4 << 20;
@@ -123,6 +125,7 @@ async fn concurrent_reads(seed: u64) {
 
 #[tokio::test]
 async fn concurrent_reads_on_one_file_current_thread() {
+    aio_only();
     let _serial = serial();
     bounded(
         "concurrent_reads_on_one_file_current_thread",
@@ -134,6 +137,7 @@ async fn concurrent_reads_on_one_file_current_thread() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_reads_on_one_file_multi_thread() {
+    aio_only();
     let _serial = serial();
     bounded(
         "concurrent_reads_on_one_file_multi_thread",
@@ -220,6 +224,7 @@ async fn concurrent_writes(seed: u64) {
 
 #[tokio::test]
 async fn concurrent_writes_to_distinct_ranges_current_thread() {
+    aio_only();
     let _serial = serial();
     bounded(
         "concurrent_writes_to_distinct_ranges_current_thread",
@@ -231,6 +236,7 @@ async fn concurrent_writes_to_distinct_ranges_current_thread() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_writes_to_distinct_ranges_multi_thread() {
+    aio_only();
     let _serial = serial();
     bounded(
         "concurrent_writes_to_distinct_ranges_multi_thread",
@@ -256,6 +262,7 @@ fn runtime() -> tokio::runtime::Runtime {
 /// In a child process: a failure may leave requests stranded in flight.
 #[test]
 fn reads_dropped_in_flight_amid_live_ones() {
+    aio_only();
     if !in_child("reads_dropped_in_flight_amid_live_ones") {
         return;
     }
@@ -310,6 +317,7 @@ fn reads_dropped_in_flight_amid_live_ones() {
 /// In a child process: a failure leaves requests stranded in flight.
 #[test]
 fn read_dropped_at_head_of_descriptor_queue_does_not_strand_the_next() {
+    aio_only();
     const NAME: &str = "read_dropped_at_head_of_descriptor_queue_does_not_strand_the_next";
     // The window (until the idle worker wakes) is tens of microseconds; a
     // round takes well under 1 ms.

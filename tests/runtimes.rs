@@ -19,7 +19,7 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use aiofs::File;
-use support::{Rng, open_fds_under, open_rw, pattern_bytes, serial, settle};
+use support::{Rng, aio_only, open_fds_under, open_rw, pattern_bytes, serial, settle};
 use tokio::runtime::{Builder, Runtime};
 
 const LEN: u64 = 1 << 20;
@@ -101,6 +101,7 @@ async fn bounded<T>(what: &str, secs: u64, f: impl Future<Output = T>) -> T {
 
 #[test]
 fn fifty_current_thread_runtimes_one_after_another() {
+    aio_only();
     let _serial = serial();
     let dir = tempfile::tempdir().expect("tempdir");
     let path = data_file(dir.path(), "data", 0);
@@ -157,6 +158,7 @@ fn fifty_current_thread_runtimes_one_after_another() {
 
 #[test]
 fn two_multi_thread_runtimes_at_once_then_one_goes_away() {
+    aio_only();
     let _serial = serial();
     let dir = tempfile::tempdir().expect("tempdir");
     let shared = data_file(dir.path(), "shared", 7 << 40);
@@ -507,18 +509,21 @@ fn shut_down_with_requests_in_flight(kind: Shutdown) {
 
 #[test]
 fn runtime_shut_down_in_the_background_with_requests_in_flight() {
+    aio_only();
     let _serial = serial();
     shut_down_with_requests_in_flight(Shutdown::Background);
 }
 
 #[test]
 fn runtime_dropped_with_requests_in_flight() {
+    aio_only();
     let _serial = serial();
     shut_down_with_requests_in_flight(Shutdown::Drop);
 }
 
 #[test]
 fn current_thread_runtime_dropped_with_requests_in_flight() {
+    aio_only();
     let _serial = serial();
     shut_down_with_requests_in_flight(Shutdown::DropCurrentThread);
 }
@@ -554,6 +559,7 @@ async fn await_reads(reads: Vec<(u64, Read)>, what: &str) {
 
 #[test]
 fn futures_move_from_one_runtime_to_another() {
+    aio_only();
     let _serial = serial();
     let dir = tempfile::tempdir().expect("tempdir");
     let path = data_file(dir.path(), "data", 0);
@@ -640,6 +646,7 @@ fn futures_move_from_one_runtime_to_another() {
 #[test]
 #[ignore = "signal notifier: an idle runtime holding the stream slows the others to 250 ms per request"]
 fn an_idle_runtime_holding_the_stream_does_not_slow_the_others() {
+    aio_only();
     let _serial = serial();
     let dir = tempfile::tempdir().expect("tempdir");
     let path = data_file(dir.path(), "data", 0);

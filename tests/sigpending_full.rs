@@ -45,6 +45,7 @@ fn full_signal_queue_results_are_resubmitted_never_shown() {
     Config::new()
         .signal(signo)
         .max_in_flight(REQUESTS as usize)
+        .nowait(false)
         .install()
         .unwrap();
 

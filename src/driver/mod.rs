@@ -68,6 +68,11 @@ impl Driver {
         })
     }
 
+    /// The largest read that tries the page cache first; 0: the fast path is off.
+    pub(crate) fn nowait_max(&self) -> usize {
+        self.settings.nowait_max
+    }
+
     fn table(&self) -> MutexGuard<'_, Table> {
         // A panic while holding the lock leaves the table consistent (every
         // mutation is completed before anything that can panic), so go on.

@@ -21,6 +21,8 @@ pub(crate) static LISTIO_CALLS: AtomicU64 = AtomicU64::new(0);
 pub(crate) static LISTIO_REQUESTS: AtomicU64 = AtomicU64::new(0);
 pub(crate) static POOL_FDS: AtomicU64 = AtomicU64::new(0);
 pub(crate) static POOL_REQUESTS: AtomicU64 = AtomicU64::new(0);
+pub(crate) static NOWAIT_READS: AtomicU64 = AtomicU64::new(0);
+pub(crate) static NOWAIT_MISSES: AtomicU64 = AtomicU64::new(0);
 
 pub(crate) fn add(counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Relaxed);
@@ -87,6 +89,12 @@ pub struct Stats {
     pub pool_fds: u64,
     /// Reads sent to a pool descriptor rather than the file's own.
     pub pool_requests: u64,
+    /// Reads served from the page cache on the polling thread
+    /// (`preadv2(RWF_NOWAIT)`, see [`Config::nowait`](crate::Config::nowait)),
+    /// wholly or for a first part; they are not counted in `submitted`.
+    pub nowait_reads: u64,
+    /// Reads that tried the page cache first and took the AIO path (a miss).
+    pub nowait_misses: u64,
 }
 
 /// Reads the driver's counters.
@@ -124,5 +132,7 @@ pub fn stats() -> Stats {
         listio_requests: LISTIO_REQUESTS.load(Relaxed),
         pool_fds: POOL_FDS.load(Relaxed),
         pool_requests: POOL_REQUESTS.load(Relaxed),
+        nowait_reads: NOWAIT_READS.load(Relaxed),
+        nowait_misses: NOWAIT_MISSES.load(Relaxed),
     }
 }

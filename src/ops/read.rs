@@ -8,12 +8,20 @@ use std::task::{Context, Poll};
 use super::{InFlight, check_request, direct_stop};
 use crate::BufResult;
 use crate::buf::IoBufMut;
+use crate::driver::{self, stats};
 use crate::sys::aio::Aiocb;
 use crate::sys::fd::FdRef;
+use crate::sys::nowait::{self, Outcome};
 
 /// The future of [`File::read_at`](crate::File::read_at).
 ///
 /// Resolves to the count read and the buffer, whose length is set to that count.
+///
+/// On Linux, a read of up to [`Config::nowait_max`](crate::Config::nowait_max)
+/// bytes is first tried from the page cache (`preadv2(RWF_NOWAIT)`) in the first
+/// poll, and completes there if the cache holds it all; what the cache does not
+/// hold is read with AIO. The count is the same either way: short only at the
+/// end of the file (or on an error after some bytes were read).
 ///
 /// # Cancel safety
 ///
@@ -33,7 +41,12 @@ enum State<B> {
         off: usize,
         pos: u64,
     },
-    Running(InFlight),
+    /// `fast` bytes were read from the page cache before the request, which
+    /// reads the rest.
+    Running {
+        req: InFlight,
+        fast: usize,
+    },
     Done,
 }
 
@@ -56,34 +69,109 @@ impl<B: IoBufMut> Future for ReadAt<B> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         match std::mem::replace(&mut this.state, State::Done) {
-            State::Idle { fd, buf, off, pos } => {
+            State::Idle {
+                fd,
+                mut buf,
+                off,
+                pos,
+            } => {
                 let len = buf.bytes_total().saturating_sub(off);
                 let ptr = buf.stable_ptr().wrapping_add(off);
                 if let Err(e) = check_request(&fd, ptr, len, pos) {
                     return Poll::Ready((Err(e), buf));
                 }
-                let cb = Aiocb::read(fd, buf, off, pos);
+                let driver = match driver::get() {
+                    Ok(d) => d,
+                    Err(e) => return Poll::Ready((Err(e), buf)),
+                };
+                let mut fast = 0;
+                if len > 0 && len <= driver.nowait_max() && fd.nowait_allowed() {
+                    // A read served here never returns `Pending`: respect Tokio's
+                    // task budget so that a loop of them still yields.
+                    let Poll::Ready(coop) = tokio::task::coop::poll_proceed(cx) else {
+                        this.state = State::Idle { fd, buf, off, pos };
+                        return Poll::Pending;
+                    };
+                    match from_cache(&fd, &mut buf, off, pos, len) {
+                        Cached::All(n) => {
+                            coop.made_progress();
+                            stats::add(&stats::NOWAIT_READS, 1);
+                            return Poll::Ready((Ok(n), buf));
+                        }
+                        Cached::Part(n) => {
+                            if n > 0 {
+                                stats::add(&stats::NOWAIT_READS, 1);
+                            }
+                            stats::add(&stats::NOWAIT_MISSES, 1);
+                            fast = n;
+                        }
+                    }
+                }
+                let cb = Aiocb::read(fd, buf, off + fast, pos + fast as u64);
                 match InFlight::submit(cb, cx) {
                     Ok(req) => {
-                        this.state = State::Running(req);
+                        this.state = State::Running { req, fast };
                         Poll::Pending
                     }
-                    Err((e, cb)) => Poll::Ready((Err(e), cb.into_read_buf(None))),
+                    Err((e, cb)) => {
+                        let buf = cb.into_read_buf(None);
+                        Poll::Ready((if fast > 0 { Ok(fast) } else { Err(e) }, buf))
+                    }
                 }
             }
-            State::Running(mut req) => match req.poll(cx) {
+            State::Running { mut req, fast } => match req.poll(cx) {
                 Poll::Pending => {
-                    this.state = State::Running(req);
+                    this.state = State::Running { req, fast };
                     Poll::Pending
                 }
                 Poll::Ready((res, cb)) => {
                     let buf = cb.into_read_buf(res.as_ref().ok().copied());
+                    let res = match res {
+                        Ok(n) => Ok(fast + n),
+                        // The bytes read before the error are the result, as a
+                        // short read (the error shows up again on the next read).
+                        Err(_) if fast > 0 => Ok(fast),
+                        Err(e) => Err(e),
+                    };
                     Poll::Ready((res, buf))
                 }
             },
             State::Done => panic!("aiofs: ReadAt polled after completion"),
         }
     }
+}
+
+/// What the page cache gave.
+enum Cached {
+    /// The whole read (`len` bytes, or fewer at the end of the file).
+    All(usize),
+    /// This many bytes (maybe 0); the rest must be read with AIO.
+    Part(usize),
+}
+
+/// Reads `buf[off..off + len]` from the page cache as far as it holds it.
+fn from_cache<B: IoBufMut>(fd: &FdRef, buf: &mut B, off: usize, pos: u64, len: usize) -> Cached {
+    let mut done = 0;
+    // A short count means the cache held only the start, or the file ends there:
+    // the next try tells (0 at the end, `EAGAIN` for a miss). Bounded, in case the
+    // file keeps growing under us.
+    for _ in 0..4 {
+        match nowait::read(fd, buf, off + done, pos + done as u64) {
+            Outcome::Read(0) => return Cached::All(done),
+            Outcome::Read(n) => {
+                done += n;
+                if done >= len {
+                    return Cached::All(done);
+                }
+            }
+            Outcome::Miss | Outcome::Failed => break,
+            Outcome::Unsupported => {
+                fd.refuse_nowait();
+                break;
+            }
+        }
+    }
+    Cached::Part(done)
 }
 
 /// Reads until the buffer's capacity is filled or the file ends; returns the

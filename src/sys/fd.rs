@@ -34,6 +34,9 @@ pub(crate) struct Fd {
     /// The file status flags (`F_GETFL`), read once: `FLAGS_UNKNOWN` until then.
     /// They are shared with every duplicate, and aiofs never changes them.
     flags: AtomicI32,
+    /// Set when the filesystem refused `preadv2(RWF_NOWAIT)`: reads take the AIO
+    /// path only, for good.
+    no_nowait: AtomicBool,
 }
 
 const FLAGS_UNKNOWN: i32 = i32::MIN;
@@ -73,6 +76,7 @@ impl FdRef {
                 epoch: AtomicU64::new(0),
                 direct: AtomicU64::new(0),
                 flags: AtomicI32::new(FLAGS_UNKNOWN),
+                no_nowait: AtomicBool::new(false),
             }),
             wake: WakeOnDrop(None),
         }
@@ -159,6 +163,18 @@ impl FdRef {
         {
             NOT_DIRECT
         }
+    }
+
+    /// Whether a page-cache-only read (`RWF_NOWAIT`) may be tried: not on
+    /// `O_DIRECT` (it would wait for the device on the caller's thread), not
+    /// once the filesystem refused it.
+    pub(crate) fn nowait_allowed(&self) -> bool {
+        !self.fd.no_nowait.load(Ordering::Relaxed) && self.direct_alignment().is_none()
+    }
+
+    /// The filesystem refused `RWF_NOWAIT`: never try it again on this descriptor.
+    pub(crate) fn refuse_nowait(&self) {
+        self.fd.no_nowait.store(true, Ordering::Relaxed);
     }
 
     /// Whether the descriptor was opened with `O_APPEND` (false if unknown).

@@ -5,6 +5,7 @@
 
 pub(crate) mod aio;
 pub(crate) mod fd;
+pub(crate) mod nowait;
 pub(crate) mod pipe;
 pub(crate) mod signal;
 

@@ -10,6 +10,17 @@ use std::time::{Duration, Instant};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
+/// Sends every read of this test binary through AIO, without the page-cache
+/// fast path (`Config::nowait(false)`; the notifier still comes from the
+/// environment): for the tests of the AIO path itself, whose reads must be in
+/// flight (cancellation, runtimes going away, full signal queues).
+pub fn aio_only() {
+    aiofs::Config::new()
+        .nowait(false)
+        .install()
+        .expect("install Config::new().nowait(false)");
+}
+
 /// Serialises the tests of one binary that look at process-wide state
 /// (`aiofs::stats()`, descriptors). A test that panicked while holding it does
 /// not poison the others.
