@@ -6,6 +6,7 @@
 
 mod config;
 mod listen;
+mod paused;
 mod pipe;
 pub(crate) mod stats;
 mod table;
@@ -100,7 +101,8 @@ impl Driver {
         {
             return Err((e, cb));
         }
-        self.with_table(|t, out| t.submit(cb, waker, out))
+        let ticket = paused::ticket();
+        self.with_table(|t, out| t.submit(cb, waker, ticket, out))
     }
 
     /// Takes several requests, started together with `lio_listio` as far as the
@@ -115,7 +117,8 @@ impl Driver {
         {
             return Err((e, cbs));
         }
-        self.with_table(|t, out| t.submit_group(cbs, group, out))
+        let ticket = paused::ticket();
+        self.with_table(|t, out| t.submit_group(cbs, group, ticket, out))
     }
 
     /// Takes the results of finished requests of a group.

@@ -23,6 +23,7 @@ pub(crate) static POOL_FDS: AtomicU64 = AtomicU64::new(0);
 pub(crate) static POOL_REQUESTS: AtomicU64 = AtomicU64::new(0);
 pub(crate) static NOWAIT_READS: AtomicU64 = AtomicU64::new(0);
 pub(crate) static NOWAIT_MISSES: AtomicU64 = AtomicU64::new(0);
+pub(crate) static CLOCK_HOLDS: AtomicU64 = AtomicU64::new(0);
 
 pub(crate) fn add(counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Relaxed);
@@ -95,6 +96,10 @@ pub struct Stats {
     pub nowait_reads: u64,
     /// Reads that tried the page cache first and took the AIO path (a miss).
     pub nowait_misses: u64,
+    /// Times a runtime with a paused clock (Tokio's `test-util`) had its clock
+    /// held while its requests were in flight (a blocking task spawned; see the
+    /// README, "Paused time"). Stays 0 when time is never paused.
+    pub clock_holds: u64,
 }
 
 /// Reads the driver's counters.
@@ -134,5 +139,6 @@ pub fn stats() -> Stats {
         pool_requests: POOL_REQUESTS.load(Relaxed),
         nowait_reads: NOWAIT_READS.load(Relaxed),
         nowait_misses: NOWAIT_MISSES.load(Relaxed),
+        clock_holds: CLOCK_HOLDS.load(Relaxed),
     }
 }

@@ -12,6 +12,7 @@ use std::task::{Poll, Waker};
 
 use slab::Slab;
 
+use super::paused::Ticket;
 use super::stats::*;
 use crate::sys::aio::{Aiocb, Status};
 
@@ -95,6 +96,8 @@ struct Slot {
     state: State,
     /// Counted in `submitted` already (a resubmission is not counted again).
     started: bool,
+    /// Holds a paused runtime's clock while the request is unfinished.
+    ticket: Option<Ticket>,
 }
 
 impl Slot {
@@ -120,11 +123,15 @@ pub(crate) struct AfterUnlock {
     /// Finished orphans among `freed`: they leave the `in_flight` and `orphaned`
     /// gauges only once their buffer and descriptor are released.
     orphans: u64,
+    /// Tickets of finished requests: released after the wake-ups, so a paused
+    /// runtime has the woken task to run before its clock may move.
+    tickets: Vec<Ticket>,
 }
 
 impl AfterUnlock {
     pub(crate) fn run(self) {
         self.wakers.into_iter().for_each(Waker::wake);
+        drop(self.tickets);
         drop(self.freed);
         if self.orphans > 0 {
             sub(&IN_FLIGHT, self.orphans);
@@ -179,6 +186,7 @@ impl Table {
         mut cb: Aiocb,
         waker: Option<Waker>,
         group: Option<(Arc<Group>, usize)>,
+        ticket: Option<Ticket>,
     ) -> Token {
         let generation = self.next_generation;
         self.next_generation = (self.next_generation + 1) & (usize::MAX >> HALF);
@@ -194,6 +202,7 @@ impl Table {
             state: State::Queued(waker),
             started: false,
             group,
+            ticket,
         });
         add(&QUEUED, 1);
         self.queue.push_back(token);
@@ -222,13 +231,14 @@ impl Table {
         &mut self,
         cb: Aiocb,
         waker: &Waker,
+        ticket: Option<Ticket>,
         out: &mut AfterUnlock,
     ) -> Result<Token, (io::Error, Aiocb)> {
         if !self.has_room(1) {
             return Err((too_many(), cb));
         }
         // Through the queue, so requests start in the order they came.
-        let token = self.enqueue(cb, Some(waker.clone()), None);
+        let token = self.enqueue(cb, Some(waker.clone()), None, ticket);
         self.fill(out);
         self.count_waiting(&[token]);
         Ok(token)
@@ -240,6 +250,7 @@ impl Table {
         &mut self,
         cbs: Vec<Aiocb>,
         group: &Arc<Group>,
+        ticket: Option<Ticket>,
         out: &mut AfterUnlock,
     ) -> Result<Vec<Token>, (io::Error, Vec<Aiocb>)> {
         if !self.has_room(cbs.len()) {
@@ -248,7 +259,10 @@ impl Table {
         let tokens: Vec<Token> = cbs
             .into_iter()
             .enumerate()
-            .map(|(index, cb)| self.enqueue(cb, None, Some((Arc::clone(group), index))))
+            .map(|(index, cb)| {
+                let group = Some((Arc::clone(group), index));
+                self.enqueue(cb, None, group, ticket.clone())
+            })
             .collect();
         self.fill(out);
         self.count_waiting(&tokens);
@@ -449,6 +463,7 @@ impl Table {
         if slot.started {
             add(&COMPLETED, 1);
         }
+        out.tickets.extend(slot.ticket.take());
         match std::mem::replace(&mut slot.state, State::Done(res)) {
             State::Orphaned => {
                 out.orphans += 1;
