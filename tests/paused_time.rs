@@ -13,6 +13,9 @@
 //! A watchdog thread aborts the binary if a test hangs for 60 s of real time (a
 //! clock that is never released would hang the final `sleep`).
 
+// The tests run one at a time (`serial`): they compare process-wide counters.
+#![allow(clippy::await_holding_lock)]
+
 mod support;
 
 use std::io::SeekFrom;
