@@ -1,6 +1,8 @@
 //! The signal notifier: a task reading Tokio's signal stream for our signal
-//! number, scanning every request in flight at each wake-up; and the watchdog
-//! thread that catches completions whose signal was lost.
+//! number; at each wake-up it completes the requests whose tokens our signal
+//! action wrote into the self-pipe (scanning every request in flight only if
+//! tokens may be missing). And the watchdog thread that catches completions
+//! whose signal was lost, and drains the pipe while no runtime listens.
 
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -76,11 +78,13 @@ impl Listener {
         let guard = Guard(driver);
         handle.spawn(async move {
             let guard = guard;
+            let mut drain = super::pipe::Drain::new();
             // Taking over: anything may have finished while nobody listened.
+            guard.0.drain(&mut drain);
             guard.0.scan();
             while stream.recv().await.is_some() {
                 stats::add(&WAKEUPS, 1);
-                guard.0.scan();
+                guard.0.drain(&mut drain);
             }
         });
         Ok(())
@@ -97,8 +101,10 @@ pub(super) fn start_watchdog() -> io::Result<()> {
             let Some(driver) = super::wait() else {
                 return;
             };
+            let mut drain = super::pipe::Drain::new();
             loop {
                 std::thread::sleep(super::SAFETY_NET);
+                driver.drain(&mut drain);
                 driver.tick();
             }
         })?;

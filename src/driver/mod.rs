@@ -32,6 +32,9 @@ pub(crate) struct Driver {
     table: Mutex<Table>,
     settings: Settings,
     listener: listen::Listener,
+    /// The signal notifier's self-pipe of completion tokens (the pipe notifier's
+    /// belongs to its thread).
+    token_pipe: Option<std::os::fd::OwnedFd>,
 }
 
 static DRIVER: OnceLock<Result<Driver, (io::ErrorKind, String)>> = OnceLock::new();
@@ -58,14 +61,22 @@ impl Driver {
     fn start() -> Result<Driver, (io::ErrorKind, String)> {
         let fail = |e: io::Error| (e.kind(), e.to_string());
         let settings = config::start_settings().map_err(fail)?;
-        match settings.notifier {
-            Notifier::Pipe => pipe::start(settings.signal).map_err(fail)?,
-            Notifier::Signal => listen::start_watchdog().map_err(fail)?,
-        }
+        let token_pipe = match settings.notifier {
+            Notifier::Pipe => {
+                pipe::start(settings.signal).map_err(fail)?;
+                None
+            }
+            Notifier::Signal => {
+                let rd = pipe::token_pipe(settings.signal).map_err(fail)?;
+                listen::start_watchdog().map_err(fail)?;
+                Some(rd)
+            }
+        };
         Ok(Driver {
             table: Mutex::new(Table::new(settings.max_in_flight, settings.signal)),
             settings,
             listener: listen::Listener::new(),
+            token_pipe,
         })
     }
 
@@ -129,6 +140,17 @@ impl Driver {
         self.with_table(|t, _| t.take_done(tokens))
     }
 
+    /// Whether a request could be submitted from here: under the signal
+    /// notifier, a Tokio runtime must read the stream (the error says so). The
+    /// page-cache fast path asks first, so that a read never succeeds or fails
+    /// depending on the cache.
+    pub(crate) fn can_submit(&'static self) -> io::Result<()> {
+        if self.settings.notifier == Notifier::Signal {
+            self.listener.ensure(self)?;
+        }
+        Ok(())
+    }
+
     /// Makes sure someone reads the signal stream (signal notifier), for a
     /// group's future being polled.
     pub(crate) fn keep_listening(&'static self) {
@@ -181,6 +203,24 @@ impl Driver {
             }
             t.fill(out);
         });
+    }
+
+    /// The signal notifier woke (or its watchdog ticks): completes the requests
+    /// whose tokens the signal action put in the self-pipe. Scans instead when
+    /// tokens may be missing: the pipe overflowed, or the signal is a standard
+    /// one, whose instances the kernel merges.
+    fn drain(&self, drain: &mut pipe::Drain) -> bool {
+        let Some(rd) = &self.token_pipe else {
+            return false;
+        };
+        let got = drain.run(self, rd);
+        let merged = self.settings.signal < crate::sys::signal::sigrtmin();
+        let overflow =
+            crate::sys::signal::OVERFLOW.swap(false, std::sync::atomic::Ordering::AcqRel);
+        if merged || overflow {
+            self.scan();
+        }
+        got
     }
 
     /// Checks every request in flight.

@@ -15,17 +15,25 @@ const TOKEN_SIZE: usize = std::mem::size_of::<usize>();
 
 /// Creates the pipe, installs the signal action and starts the reader thread.
 pub(super) fn start(signo: i32) -> io::Result<()> {
-    let (rd, wr) = pipe::pipe()?;
     let poll = Poll::new()?;
+    let rd = token_pipe(signo)?;
     poll.registry()
         .register(&mut SourceFd(&rd.as_raw_fd()), PIPE, Interest::READABLE)?;
     std::thread::Builder::new()
         .name("aiofs-notifier".into())
         .spawn(move || run(poll, rd))?;
+    Ok(())
+}
+
+/// Creates the self-pipe and installs the signal action writing each
+/// completion's token into it; returns the read end.
+pub(super) fn token_pipe(signo: i32) -> io::Result<OwnedFd> {
+    let (rd, wr) = pipe::pipe()?;
     // The write end lives as long as the process: the handler may run at any time.
     let wr_raw = wr.as_raw_fd();
     std::mem::forget(wr);
-    signal::register_pipe_action(signo, wr_raw)
+    signal::register_pipe_action(signo, wr_raw)?;
+    Ok(rd)
 }
 
 fn run(mut poll: Poll, rd: OwnedFd) {
@@ -33,8 +41,7 @@ fn run(mut poll: Poll, rd: OwnedFd) {
         return;
     };
     let mut events = Events::with_capacity(4);
-    let mut buf = vec![0u8; TOKEN_SIZE * 1024];
-    let mut tokens: Vec<usize> = Vec::with_capacity(1024);
+    let mut drain = Drain::new();
     loop {
         if let Err(e) = poll.poll(&mut events, Some(super::SAFETY_NET))
             && e.kind() != io::ErrorKind::Interrupted
@@ -42,30 +49,7 @@ fn run(mut poll: Poll, rd: OwnedFd) {
             // Nothing sensible to do but keep the safety net going.
             std::thread::sleep(super::SAFETY_NET);
         }
-        // Drain the pipe first, then read the flag, then act.
-        let mut got_any = false;
-        let mut torn = false;
-        loop {
-            tokens.clear();
-            let n = match pipe::read(&rd, &mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            got_any = true;
-            let chunks = buf[..n].chunks_exact(TOKEN_SIZE);
-            // Writes of one token are atomic: a torn read cannot happen, but if it
-            // ever did, a scan finds whatever it hid.
-            torn |= !chunks.remainder().is_empty();
-            tokens.extend(chunks.map(|c| {
-                let mut raw = [0u8; TOKEN_SIZE];
-                raw.copy_from_slice(c);
-                usize::from_ne_bytes(raw)
-            }));
-            stats::add(&TOKENS, tokens.len() as u64);
-            let overflow = signal::OVERFLOW.swap(false, Ordering::AcqRel);
-            driver.complete(&tokens, overflow || torn);
-        }
-        if !got_any {
+        if !drain.run(driver, &rd) {
             // A quiet period: look for completions whose signal was lost.
             let overflow = signal::OVERFLOW.swap(false, Ordering::AcqRel);
             if overflow {
@@ -74,5 +58,48 @@ fn run(mut poll: Poll, rd: OwnedFd) {
                 driver.tick();
             }
         }
+    }
+}
+
+/// Reads completion tokens from the self-pipe and completes their requests.
+pub(super) struct Drain {
+    buf: Vec<u8>,
+    tokens: Vec<usize>,
+}
+
+impl Drain {
+    pub(super) fn new() -> Drain {
+        Drain {
+            buf: vec![0u8; TOKEN_SIZE * 1024],
+            tokens: Vec::with_capacity(1024),
+        }
+    }
+
+    /// Drains the pipe (non-blocking); returns whether it held anything.
+    pub(super) fn run(&mut self, driver: &super::Driver, rd: &OwnedFd) -> bool {
+        // Drain the pipe first, then read the flag, then act.
+        let mut got_any = false;
+        loop {
+            self.tokens.clear();
+            let n = match pipe::read(rd, &mut self.buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            got_any = true;
+            let chunks = self.buf[..n].chunks_exact(TOKEN_SIZE);
+            // Writes of one token are atomic, and reads take whole multiples of a
+            // token: a torn read cannot happen, but if it ever did, a scan finds
+            // whatever it hid.
+            let torn = !chunks.remainder().is_empty();
+            self.tokens.extend(chunks.map(|c| {
+                let mut raw = [0u8; TOKEN_SIZE];
+                raw.copy_from_slice(c);
+                usize::from_ne_bytes(raw)
+            }));
+            stats::add(&TOKENS, self.tokens.len() as u64);
+            let overflow = signal::OVERFLOW.swap(false, Ordering::AcqRel);
+            driver.complete(&self.tokens, overflow || torn);
+        }
+        got_any
     }
 }

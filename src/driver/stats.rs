@@ -63,10 +63,13 @@ pub struct Stats {
     pub cancelled: u64,
     /// Requests that had to wait for a place under the in-flight limit.
     pub waited: u64,
-    /// Completion signals received: by the pipe notifier's handler (every signal
-    /// on the number) plus wake-ups of the signal notifier's stream.
+    /// Signals on the completion signal's number seen by aiofs's signal action
+    /// (real completions and any other signal sent to that number).
     pub signals: u64,
-    /// Tokens read from the self-pipe (pipe notifier).
+    /// Wake-ups of the signal notifier's task by Tokio's signal stream (each may
+    /// stand for many signals).
+    pub stream_wakeups: u64,
+    /// Completion tokens read from the self-pipe.
     pub tokens: u64,
     /// Tokens that named no request in flight: stale, early or forged; ignored.
     pub stale_tokens: u64,
@@ -126,7 +129,8 @@ pub fn stats() -> Stats {
         orphaned: ORPHANED.load(Relaxed),
         cancelled: CANCELLED.load(Relaxed),
         waited: WAITED.load(Relaxed),
-        signals: signal::SIGNALS.load(Relaxed) + WAKEUPS.load(Relaxed),
+        signals: signal::SIGNALS.load(Relaxed),
+        stream_wakeups: WAKEUPS.load(Relaxed),
         tokens: TOKENS.load(Relaxed),
         stale_tokens: STALE_TOKENS.load(Relaxed),
         scans: SCANS.load(Relaxed),

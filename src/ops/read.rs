@@ -80,7 +80,7 @@ impl<B: IoBufMut> Future for ReadAt<B> {
                 if let Err(e) = check_request(&fd, ptr, len, pos) {
                     return Poll::Ready((Err(e), buf));
                 }
-                let driver = match driver::get() {
+                let driver = match driver::get().and_then(|d| d.can_submit().map(|()| d)) {
                     Ok(d) => d,
                     Err(e) => return Poll::Ready((Err(e), buf)),
                 };

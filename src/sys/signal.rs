@@ -1,4 +1,6 @@
-//! The completion signal: its number, and the `SA_SIGINFO` action of the pipe notifier.
+//! The completion signal: its number, and the `SA_SIGINFO` action that writes
+//! each completion's token into the self-pipe (read by the pipe notifier's
+//! thread, or by the signal notifier's task when Tokio's stream wakes it).
 //!
 //! glibc queues a real-time signal to the process for every finished request
 //! (`rt_sigqueueinfo`, `si_code = SI_ASYNCIO`, `si_value` = the request's token).
@@ -25,24 +27,27 @@ pub(crate) fn default_signal() -> i32 {
     sigrtmin() + 6
 }
 
+/// The first real-time signal: signals below it are not queued.
 #[cfg(any(target_os = "linux", target_os = "android"))]
-fn sigrtmin() -> i32 {
+pub(crate) fn sigrtmin() -> i32 {
     libc::SIGRTMIN()
 }
 #[cfg(any(target_os = "linux", target_os = "android"))]
 fn sigrtmax() -> i32 {
     libc::SIGRTMAX()
 }
+/// The first real-time signal: signals below it are not queued.
 #[cfg(target_os = "freebsd")]
-fn sigrtmin() -> i32 {
+pub(crate) fn sigrtmin() -> i32 {
     65
 }
 #[cfg(target_os = "freebsd")]
 fn sigrtmax() -> i32 {
     126
 }
+/// The first real-time signal: signals below it are not queued.
 #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
-fn sigrtmin() -> i32 {
+pub(crate) fn sigrtmin() -> i32 {
     libc::SIGUSR2
 }
 #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
