@@ -23,7 +23,8 @@ pub enum Notifier {
     /// and outside Tokio (e.g. `futures::executor::block_on`).
     Pipe,
     /// Tokio's own signal stream (`tokio::signal::unix::signal`) for the same
-    /// signal number. Each wake-up scans every request in flight. The stream is
+    /// signal number wakes a task that completes the requests whose tokens the
+    /// same signal action wrote into the self-pipe (no thread hop). The stream is
     /// read by a task on a runtime; when that runtime shuts down, the next runtime
     /// that submits or polls a request takes over. Needs a Tokio runtime with IO
     /// enabled.
