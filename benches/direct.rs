@@ -7,6 +7,8 @@
 //! cargo bench --bench direct -- --json       # one JSON object per row on stdout
 //! cargo bench --bench direct -- --secs 5     # seconds per timed run
 //! cargo bench --bench direct -- --qd 32      # only this queue depth (1 or 32)
+//! cargo bench --bench direct -- --block-signal   # every thread blocks the completion
+//!                                            # signal: completions via the signalfd
 //! AIOFS_BENCH_DIR=/mnt/disk cargo bench --bench direct   # where the data file goes
 //! ```
 //!
@@ -902,11 +904,13 @@ fn main() -> Result<()> {
     let mut json = false;
     let mut secs = None;
     let mut only_qd = Vec::new();
+    let mut block_signal = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => p = QUICK,
             "--json" => json = true,
+            "--block-signal" => block_signal = true,
             "--secs" => {
                 let v = args.next().ok_or("--secs needs a value")?;
                 secs = Some(v.parse::<f64>().map_err(|e| format!("--secs {v}: {e}"))?);
@@ -922,7 +926,7 @@ fn main() -> Result<()> {
             "--bench" => {}
             "-h" | "--help" => {
                 println!(
-                    "usage: cargo bench --bench direct [-- [--quick] [--json] [--secs SECONDS] [--qd 1|32]...]"
+                    "usage: cargo bench --bench direct [-- [--quick] [--json] [--block-signal] [--secs SECONDS] [--qd 1|32]...]"
                 );
                 return Ok(());
             }
@@ -934,7 +938,17 @@ fn main() -> Result<()> {
     }
     let notifier = std::env::var("AIOFS_NOTIFIER").unwrap_or_else(|_| "pipe (default)".into());
     let started = Instant::now();
+    if block_signal {
+        // Every thread blocks the completion signal: the notifier reads it from
+        // its signalfd (see aiofs::block_completion_signal).
+        aiofs::block_completion_signal()?;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
+        .on_thread_start(move || {
+            if block_signal {
+                let _ = aiofs::block_completion_signal();
+            }
+        })
         .enable_all()
         .build()?;
 

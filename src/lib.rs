@@ -62,7 +62,7 @@ mod fs;
 pub mod ops;
 mod sys;
 
-pub use driver::{Config, Notifier, Stats, stats};
+pub use driver::{Config, Notifier, Stats, block_completion_signal, stats};
 pub use fs::{
     DirBuilder, DirEntry, ReadDir, canonicalize, create_dir, create_dir_all, hard_link, metadata,
     read_dir, read_link, remove_dir, remove_dir_all, remove_file, rename, set_permissions, symlink,

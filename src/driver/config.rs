@@ -193,6 +193,77 @@ impl Config {
     }
 }
 
+/// Blocks aiofs's completion signal in the calling thread (Linux, pipe notifier).
+///
+/// A completion signal interrupts some thread that does not block it, to run
+/// the signal action that hands the token to the notifier thread: on a busy
+/// process that is one more thread woken per completion. Once **every** thread
+/// blocks the signal, the kernel keeps it pending instead, and the notifier
+/// thread reads many at a time from a `signalfd`; no thread of yours is
+/// interrupted at all. Threads inherit the mask of the thread that starts them,
+/// so call this early in `main`, and in Tokio's `on_thread_start` for the
+/// runtime's threads. Until every thread blocks it, completions simply keep
+/// taking the signal action in the threads that do not: nothing is lost either
+/// way. `stats().signalfd_signals` shows how many came through the `signalfd`.
+///
+/// Call it after [`Config::install`]: it blocks the signal number that the
+/// installed configuration (or `AIOFS_SIGNAL`, or the default) names.
+///
+/// # Errors
+///
+/// `InvalidInput` under [`Notifier::Signal`], whose Tokio signal stream needs
+/// the signal delivered to a thread; `Unsupported` off Linux; the errors of a
+/// bad `AIOFS_*` variable.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> std::io::Result<()> {
+/// aiofs::block_completion_signal()?; // this thread, and the threads it starts
+/// let rt = tokio::runtime::Builder::new_multi_thread()
+///     .on_thread_start(|| {
+///         // The mask is inherited already; this also covers threads started
+///         // from elsewhere. It cannot fail once it worked on the main thread.
+///         let _ = aiofs::block_completion_signal();
+///     })
+///     .enable_all()
+///     .build()?;
+/// rt.block_on(async {
+///     let file = aiofs::File::from_std(tempfile::tempfile()?);
+///     let (res, _) = file.write_at(b"hello".to_vec(), 0).await;
+///     res.map(drop)
+/// })?;
+/// # Ok(())
+/// # }
+/// ```
+pub fn block_completion_signal() -> io::Result<()> {
+    let settings = {
+        let state = STATE.lock().unwrap_or_else(|e| e.into_inner());
+        match state.started {
+            Some(started) => started,
+            None => resolve(&state.installed.clone().unwrap_or_default())?,
+        }
+    };
+    if settings.notifier == Notifier::Signal {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "aiofs: block_completion_signal is for the pipe notifier: Tokio's signal stream \
+             (Notifier::Signal) needs the signal delivered to a thread",
+        ));
+    }
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        sys::signalfd::block_in_this_thread(settings.signal)
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "aiofs: block_completion_signal needs signalfd (Linux)",
+        ))
+    }
+}
+
 /// Resolves the settings for the driver's start and records them as started.
 pub(crate) fn start_settings() -> io::Result<Settings> {
     let mut state = STATE.lock().unwrap_or_else(|e| e.into_inner());

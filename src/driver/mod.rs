@@ -15,7 +15,7 @@ use std::io;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::task::{Poll, Waker};
 
-pub use config::{Config, Notifier};
+pub use config::{Config, Notifier, block_completion_signal};
 pub use stats::{Stats, stats};
 
 use crate::sys::aio::Aiocb;

@@ -11,6 +11,8 @@ use super::stats::{self, TOKENS};
 use crate::sys::{pipe, signal};
 
 const PIPE: Token = Token(0);
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const SIGNALFD: Token = Token(1);
 const TOKEN_SIZE: usize = std::mem::size_of::<usize>();
 
 /// Creates the pipe, installs the signal action and starts the reader thread.
@@ -19,10 +21,40 @@ pub(super) fn start(signo: i32) -> io::Result<()> {
     let rd = token_pipe(signo)?;
     poll.registry()
         .register(&mut SourceFd(&rd.as_raw_fd()), PIPE, Interest::READABLE)?;
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let sfd = {
+        let sfd = crate::sys::signalfd::open(signo)?;
+        poll.registry().register(
+            &mut SourceFd(&sfd.as_raw_fd()),
+            SIGNALFD,
+            Interest::READABLE,
+        )?;
+        sfd
+    };
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("aiofs-notifier".into())
-        .spawn(move || run(poll, rd))?;
-    Ok(())
+        .spawn(move || {
+            // This thread reads the signals that every thread blocks from the
+            // signalfd; it must not take them itself.
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            let blocked = crate::sys::signalfd::block_in_this_thread(signo);
+            #[cfg(not(any(target_os = "linux", target_os = "android")))]
+            let blocked = io::Result::Ok(());
+            let ok = blocked.is_ok();
+            let _ = started_tx.send(blocked);
+            if ok {
+                #[cfg(any(target_os = "linux", target_os = "android"))]
+                run(poll, rd, sfd);
+                #[cfg(not(any(target_os = "linux", target_os = "android")))]
+                run(poll, rd);
+            }
+        })?;
+    started_rx.recv().unwrap_or_else(|_| {
+        Err(io::Error::other(
+            "aiofs: the notifier thread died at its start",
+        ))
+    })
 }
 
 /// Creates the self-pipe and installs the signal action writing each
@@ -36,7 +68,11 @@ pub(super) fn token_pipe(signo: i32) -> io::Result<OwnedFd> {
     Ok(rd)
 }
 
-fn run(mut poll: Poll, rd: OwnedFd) {
+fn run(
+    mut poll: Poll,
+    rd: OwnedFd,
+    #[cfg(any(target_os = "linux", target_os = "android"))] sfd: OwnedFd,
+) {
     let Some(driver) = super::wait() else {
         return;
     };
@@ -49,7 +85,11 @@ fn run(mut poll: Poll, rd: OwnedFd) {
             // Nothing sensible to do but keep the safety net going.
             std::thread::sleep(super::SAFETY_NET);
         }
-        if !drain.run(driver, &rd) {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        let from_signalfd = drain.run_signalfd(driver, &sfd);
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        let from_signalfd = false;
+        if !drain.run(driver, &rd) && !from_signalfd {
             // A quiet period: look for completions whose signal was lost.
             let overflow = signal::OVERFLOW.swap(false, Ordering::AcqRel);
             if overflow {
@@ -101,5 +141,21 @@ impl Drain {
             driver.complete(&self.tokens, overflow || torn);
         }
         got_any
+    }
+
+    /// Reads the signals that every thread blocks from the signalfd and
+    /// completes their requests; returns whether there were any.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn run_signalfd(&mut self, driver: &super::Driver, sfd: &OwnedFd) -> bool {
+        self.tokens.clear();
+        let n = crate::sys::signalfd::read(sfd, &mut self.tokens).unwrap_or(0);
+        if n == 0 {
+            return false;
+        }
+        stats::add(&signal::SIGNALS, n as u64);
+        stats::add(&stats::SIGNALFD_SIGNALS, n as u64);
+        stats::add(&TOKENS, self.tokens.len() as u64);
+        driver.complete(&self.tokens, false);
+        true
     }
 }

@@ -24,6 +24,7 @@ pub(crate) static POOL_REQUESTS: AtomicU64 = AtomicU64::new(0);
 pub(crate) static NOWAIT_READS: AtomicU64 = AtomicU64::new(0);
 pub(crate) static NOWAIT_MISSES: AtomicU64 = AtomicU64::new(0);
 pub(crate) static CLOCK_HOLDS: AtomicU64 = AtomicU64::new(0);
+pub(crate) static SIGNALFD_SIGNALS: AtomicU64 = AtomicU64::new(0);
 
 pub(crate) fn add(counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Relaxed);
@@ -66,6 +67,11 @@ pub struct Stats {
     /// Signals on the completion signal's number seen by aiofs's signal action
     /// (real completions and any other signal sent to that number).
     pub signals: u64,
+    /// Of `signals`, those the pipe notifier's thread read from its `signalfd`
+    /// because every thread blocked the signal (see
+    /// [`block_completion_signal`](crate::block_completion_signal)); the others
+    /// ran the signal action in whichever thread did not block it.
+    pub signalfd_signals: u64,
     /// Wake-ups of the signal notifier's task by Tokio's signal stream (each may
     /// stand for many signals).
     pub stream_wakeups: u64,
@@ -130,6 +136,7 @@ pub fn stats() -> Stats {
         cancelled: CANCELLED.load(Relaxed),
         waited: WAITED.load(Relaxed),
         signals: signal::SIGNALS.load(Relaxed),
+        signalfd_signals: SIGNALFD_SIGNALS.load(Relaxed),
         stream_wakeups: WAKEUPS.load(Relaxed),
         tokens: TOKENS.load(Relaxed),
         stale_tokens: STALE_TOKENS.load(Relaxed),

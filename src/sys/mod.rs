@@ -8,6 +8,8 @@ pub(crate) mod fd;
 pub(crate) mod nowait;
 pub(crate) mod pipe;
 pub(crate) mod signal;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) mod signalfd;
 
 use std::io;
 
