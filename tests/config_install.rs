@@ -9,7 +9,22 @@ use aiofs::{Config, File};
 #[test]
 fn install_validates_refuses_a_different_config_and_limits_in_flight() {
     // Bad signal numbers: not a signal, forbidden, reserved by glibc.
-    for signo in [0, -1, 9, 19, 4, 8, 11, 32, 33, 10_000] {
+    let past_max = libc::SIGRTMAX() + 1;
+    for signo in [
+        0,
+        -1,
+        9,
+        19,
+        4,
+        8,
+        11,
+        32,
+        33,
+        past_max,
+        10_000,
+        i32::MIN,
+        i32::MAX,
+    ] {
         let err = Config::new().signal(signo).install().unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput, "signal {signo}: {err}");
         assert!(err.to_string().contains(&signo.to_string()), "{err}");
@@ -84,4 +99,21 @@ fn install_validates_refuses_a_different_config_and_limits_in_flight() {
     let err = Config::new().max_in_flight(64).install().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{err}");
     assert!(err.to_string().contains("already started"), "{err}");
+
+    // The edges of the valid numbers pass validation: refused only as a
+    // different configuration.
+    for signo in [
+        libc::SIGHUP,
+        libc::SIGUSR1,
+        libc::SIGSYS,
+        libc::SIGRTMIN(),
+        libc::SIGRTMAX(),
+    ] {
+        let err = Config::new().signal(signo).install().unwrap_err();
+        assert_eq!(
+            err.kind(),
+            ErrorKind::AlreadyExists,
+            "signal {signo}: {err}"
+        );
+    }
 }

@@ -12,14 +12,16 @@
 mod support;
 
 use std::future::Future;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use aiofs::File;
-use support::{Rng, aio_only, open_fds_under, open_rw, pattern_bytes, serial, settle};
+use support::{Rng, aio_only, in_child, open_fds_under, open_rw, pattern_bytes, serial, settle};
 use tokio::runtime::{Builder, Runtime};
 
 const LEN: u64 = 1 << 20;
@@ -672,4 +674,545 @@ fn an_idle_runtime_holding_the_stream_does_not_slow_the_others() {
         aiofs::stats()
     );
     settle_all();
+}
+
+/// Requests from tasks of a `LocalSet`: `!Send` futures holding an `Rc<File>`,
+/// on a current-thread runtime and inside a multi-thread runtime's `block_on`
+/// (beside `tokio::spawn`ed tasks); then a `LocalSet` dropped with its tasks'
+/// requests in flight.
+#[test]
+fn local_set_tasks_with_an_rc_file() {
+    aio_only();
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = data_file(dir.path(), "data", 0);
+    let shared = data_file(dir.path(), "shared", 3 << 40);
+    let before = aiofs::stats();
+
+    // spawn_local tasks sharing an Rc<File>: each writes its own 4 KiB regions
+    // and reads them back, and reads the shared file.
+    async fn local_tasks(path: &Path, shared: &Path, tag: u64) {
+        let file = Rc::new(open_rw(path).await);
+        let shared = Rc::new(open_rw(shared).await);
+        let tasks: Vec<_> = (0..32u64)
+            .map(|t| {
+                let (file, shared) = (Rc::clone(&file), Rc::clone(&shared));
+                tokio::task::spawn_local(async move {
+                    let mut rng = Rng::new(tag << 8 | t);
+                    for r in 0..4u64 {
+                        let at = (t * 4 + r) * 8192;
+                        let len = 1 + rng.below(8192) as usize;
+                        write_read(&file, at, len, tag).await?;
+                        read_check(&shared, rng.below(LEN), 4096, 3 << 40).await?;
+                    }
+                    Ok::<_, String>(())
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.expect("local task").expect("local task's I/O");
+        }
+    }
+
+    let rt = current_thread();
+    tokio::task::LocalSet::new().block_on(
+        &rt,
+        bounded("LocalSet on a current-thread runtime", 10, async {
+            local_tasks(&path, &shared, 1).await;
+        }),
+    );
+    drop(rt);
+
+    let rt = multi_thread(2);
+    rt.block_on(bounded(
+        "LocalSet inside a multi-thread runtime",
+        10,
+        async {
+            let spawned = {
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let file = open_rw(&shared).await;
+                    for i in 0..64 {
+                        read_check(&file, i * 8192, 8192, 3 << 40).await?;
+                    }
+                    Ok::<_, String>(())
+                })
+            };
+            tokio::task::LocalSet::new()
+                .run_until(local_tasks(&path, &shared, 2))
+                .await;
+            spawned.await.expect("spawned task").expect("spawned I/O");
+        },
+    ));
+    drop(rt);
+
+    // A LocalSet dropped while its tasks wait for 64 reads of 1 MiB submitted
+    // (one poll each) on one descriptor: glibc runs them one at a time.
+    let rt = current_thread();
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async {
+        let file = Rc::new(open_rw(&shared).await);
+        let submitted = Rc::new(tokio::sync::Notify::new());
+        let done = Rc::clone(&submitted);
+        tokio::task::spawn_local(async move {
+            let mut reads: Vec<_> = (0..64u64)
+                .map(|i| Box::pin(file.read_at(Vec::with_capacity(1 << 20), i * 4096)))
+                .collect();
+            for read in &mut reads {
+                assert!(futures::poll!(read.as_mut()).is_pending());
+            }
+            done.notify_one();
+            futures::future::join_all(reads).await;
+        });
+        submitted.notified().await;
+    });
+    drop(local);
+    drop(rt);
+    settle_all();
+    wait_no_fds_under(dir.path());
+
+    let after = aiofs::stats();
+    assert!(
+        after.cancelled > before.cancelled,
+        "no request was in flight when the LocalSet went: {before:?} → {after:?}"
+    );
+    // write_read checked every write by reading it back; the file kept its length.
+    assert_eq!(std::fs::metadata(&path).expect("metadata").len(), LEN);
+}
+
+/// Waits (at most 5 s) until no descriptor of a file under `dir` is open.
+fn wait_no_fds_under(dir: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while open_fds_under(dir) > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "{} descriptors of the test's files still open: {:?}",
+            open_fds_under(dir),
+            aiofs::stats()
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Flavor {
+    CurrentThread,
+    MultiThread,
+    LocalSet,
+}
+
+/// 200 runtimes one after another, current-thread, multi-thread and `LocalSet`
+/// in turn, each opening its files, writing and reading back its own region of a
+/// file and reading a file shared by all (the same `Arc<File>`); one in four
+/// goes away with requests in flight. With the signal notifier each one takes
+/// over the stream from the one before.
+#[test]
+fn two_hundred_runtimes_of_every_flavor_one_after_another() {
+    aio_only();
+    const RUNTIMES: u64 = 200;
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = data_file(dir.path(), "data", 0);
+    let shared = Arc::new(current_thread().block_on(open_rw(&data_file(dir.path(), "shared", 0))));
+    let errors = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut started_listeners = Vec::new();
+    let before = aiofs::stats();
+    let started = Instant::now();
+
+    for i in 0..RUNTIMES {
+        let flavor = [Flavor::CurrentThread, Flavor::MultiThread, Flavor::LocalSet][i as usize % 3];
+        let leave_in_flight = i % 4 == 3;
+        let (shared, errors) = (Arc::clone(&shared), Arc::clone(&errors));
+        let path = path.clone();
+        let work = async move {
+            let file = open_rw(&path).await;
+            // 4 KiB of its own, written in one request then as 4 at once.
+            let at = i * 4096;
+            write_read(&file, at, 4096, i).await.expect("write_read");
+            let all = (0..4).map(|j| write_read(&file, at + j * 1024, 1024, i));
+            for res in futures::future::join_all(all).await {
+                res.expect("write_read");
+            }
+            let reads = (0..8).map(|j| read_check(&shared, (i * 8 + j) * 4093 % LEN, 4096, 0));
+            for res in futures::future::join_all(reads).await {
+                res.expect("shared read");
+            }
+            if leave_in_flight {
+                // Submitted here, awaited by a task the runtime drops.
+                let reads = make_reads(&shared, 16, true).await;
+                let task = async move {
+                    for (pos, read) in reads {
+                        let (res, buf) = read.await;
+                        let ok = res.is_ok_and(|n| n > 0 && buf == pattern_bytes(pos, n));
+                        if !ok {
+                            errors
+                                .lock()
+                                .unwrap()
+                                .push(format!("runtime {i}: read at {pos}"));
+                        }
+                    }
+                };
+                match flavor {
+                    Flavor::LocalSet => drop(tokio::task::spawn_local(task)),
+                    _ => drop(tokio::spawn(task)),
+                }
+            }
+        };
+        let what = format!("runtime {i} ({flavor:?})");
+        let listeners_before = listeners();
+
+        match flavor {
+            Flavor::CurrentThread => current_thread().block_on(bounded(&what, 10, work)),
+            Flavor::MultiThread => multi_thread(2).block_on(bounded(&what, 10, work)),
+            Flavor::LocalSet => {
+                let rt = current_thread();
+                let local = tokio::task::LocalSet::new();
+                local.block_on(&rt, bounded(&what, 10, work));
+                drop(local);
+            }
+        }
+        started_listeners.push((i, leave_in_flight, listeners() - listeners_before));
+    }
+    let took = started.elapsed();
+    let after = aiofs::stats();
+    drop(shared);
+    settle_all();
+    wait_no_fds_under(dir.path());
+    let errors = errors.lock().unwrap();
+    assert!(errors.is_empty(), "{errors:?}");
+    // With the signal notifier every runtime took over the stream. One that went
+    // away idle started exactly one listener; one shut down while its tasks
+    // were still polled may start more on its way out (each dropped at once).
+    for &(i, in_flight, n) in &started_listeners {
+        if !signal_notifier() {
+            assert_eq!(n, 0, "runtime {i}: {after:?}");
+        } else if in_flight {
+            assert!(n >= 1, "runtime {i} did not take over the stream");
+        } else {
+            assert_eq!(n, 1, "runtime {i}: listeners started");
+        }
+    }
+    let extra: u64 = started_listeners
+        .iter()
+        .map(|&(_, _, n)| n.saturating_sub(1))
+        .sum();
+    assert!(
+        after.cancelled > before.cancelled,
+        "no runtime went away with a request in flight: {before:?} → {after:?}"
+    );
+    let data = std::fs::read(&path).expect("read back");
+    for i in 0..RUNTIMES {
+        for j in 0..4 {
+            let at = (i * 4096 + j * 1024) as usize;
+            let want = pattern_bytes((i << 40) | at as u64, 1024);
+            assert!(data[at..at + 1024] == want[..], "runtime {i}'s write {j}");
+        }
+    }
+    println!(
+        "{RUNTIMES} runtimes in {took:?}, {} requests, {} dropped in flight, {extra} listeners \
+         started by runtimes on their way out",
+        after.submitted - before.submitted,
+        after.cancelled - before.cancelled
+    );
+}
+
+/// A runtime dropped with requests in flight and more queued (over the
+/// in-flight limit), with no other runtime in the process: with the signal
+/// notifier nobody reads the stream any more. The driver must still collect
+/// every orphan (its safety net) and close the files.
+#[test]
+fn runtime_dropped_with_requests_in_flight_and_no_runtime_left() {
+    aio_only();
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = data_file(dir.path(), "data", 0);
+    for flavor in [Flavor::CurrentThread, Flavor::MultiThread] {
+        let before = aiofs::stats();
+        let rt = match flavor {
+            Flavor::MultiThread => multi_thread(2),
+            _ => current_thread(),
+        };
+        // Dirty pages for a sync to write out: the reads below queue behind it
+        // in glibc (one request per descriptor at a time), so that they are
+        // surely in flight when the runtime goes.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.write_all_at(&vec![0x5A; 4 << 20], LEN))
+            .expect("dirty the page cache");
+        let polled = rt.block_on(bounded("submitting", 10, async {
+            let file = Arc::new(open_rw(&path).await);
+            let mut sync = Box::pin({
+                let file = Arc::clone(&file);
+                async move { file.sync_all().await.expect("sync_all") }
+            });
+            assert!(futures::poll!(sync.as_mut()).is_pending());
+            tokio::spawn(sync);
+            // 2,000 reads of 64 KiB, over the default limit (at most 1024).
+            let mut polled = 0;
+            for _ in 0..8 {
+                let reads = make_reads(&file, 250, true).await;
+                polled += reads.len();
+                // Awaited without checking: a poll of the worker running a task
+                // is not cut short by the shutdown, so keep it cheap.
+                tokio::spawn(futures::future::join_all(reads.into_iter().map(|(_, r)| r)));
+            }
+            polled
+        }));
+        let at_drop = aiofs::stats();
+        drop(rt);
+        let dropped = Instant::now();
+        // No runtime exists any more: watch from this plain thread.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let s = aiofs::stats();
+            if s.in_flight == 0 && s.queued == 0 && s.orphaned == 0 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{flavor:?}: orphans not collected within 10 s without a runtime: {s:?}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        wait_no_fds_under(dir.path());
+        let after = aiofs::stats();
+        assert_eq!(polled, 2000);
+        assert!(
+            at_drop.in_flight > 0 || at_drop.queued > 0,
+            "{flavor:?}: nothing in flight when the runtime went: {at_drop:?}"
+        );
+        assert!(
+            after.cancelled > before.cancelled,
+            "{flavor:?}: {before:?} → {after:?}"
+        );
+        println!(
+            "{flavor:?}: {} in flight and {} queued when the runtime went; {} dropped in flight, \
+             all collected {:?} after",
+            at_drop.in_flight,
+            at_drop.queued,
+            after.cancelled - before.cancelled,
+            dropped.elapsed()
+        );
+    }
+}
+
+/// Positioned requests of every kind awaited with `futures::executor::block_on`
+/// on four plain threads at once, more of them than the in-flight limit. In a
+/// child process: no runtime may exist. With the pipe notifier they work; with
+/// the signal notifier (documented to need a Tokio runtime) each fails at once
+/// with an error that says so, nothing submitted, the buffers back: no hang.
+#[test]
+fn positioned_requests_from_block_on_on_plain_threads() {
+    if in_child("positioned_requests_from_block_on_on_plain_threads") {
+        // A small limit, so that the 1,200 reads at once of each thread surely
+        // wait for a place; AIO only, so that they are really in flight.
+        aiofs::Config::new()
+            .nowait(false)
+            .max_in_flight(16)
+            .install()
+            .expect("install the child's Config");
+        block_on_on_plain_threads();
+    }
+}
+
+fn block_on_on_plain_threads() {
+    use futures::executor::block_on;
+
+    assert!(tokio::runtime::Handle::try_current().is_err());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = data_file(dir.path(), "data", 0);
+    let std_file = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .expect("open");
+    let signal = signal_notifier();
+    if !signal {
+        // Dirty pages for the syncs to write out (see `one_thread`).
+        std_file
+            .write_all_at(&vec![0x5A; 16 << 20], LEN)
+            .expect("dirty the page cache");
+    }
+    let file = Arc::new(aiofs::File::from_std(std_file));
+    let (tx, rx) = std::sync::mpsc::channel();
+    for t in 0..4u64 {
+        let (file, tx) = (Arc::clone(&file), tx.clone());
+        std::thread::spawn(move || {
+            let res = block_on(one_thread(&file, t, signal));
+            tx.send((t, res)).expect("send");
+        });
+    }
+    drop(tx);
+    for _ in 0..4 {
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok((t, res)) => res.unwrap_or_else(|e| panic!("thread {t}: {e}")),
+            Err(e) => panic!(
+                "a block_on thread did not finish within 20 s ({e}): {:?}",
+                aiofs::stats()
+            ),
+        }
+    }
+    let s = aiofs::stats();
+    if signal {
+        assert_eq!(s.submitted, 0, "{s:?}");
+        assert!(std::fs::read(&path).expect("read") == pattern_bytes(0, LEN as usize));
+        return;
+    }
+    // Nothing left behind (watched from this plain thread).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while aiofs::stats().in_flight > 0 {
+        assert!(Instant::now() < deadline, "{:?}", aiofs::stats());
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(s.waited > 0, "never over the in-flight limit: {s:?}");
+}
+
+/// One thread's requests: a sync and 1,200 reads at once, then writes, vectored
+/// requests and a batch in its own quarter of the file. With the signal notifier,
+/// checks that each fails clearly instead.
+async fn one_thread(file: &File, t: u64, signal: bool) -> Result<(), String> {
+    let quarter = LEN / 4;
+    let base = t * quarter;
+    let clear = |what: &str, e: std::io::Error| {
+        if signal && e.to_string().contains("Tokio") {
+            Ok(())
+        } else {
+            Err(format!("{what}: {e}"))
+        }
+    };
+    let expect_err = |what: &str| -> Result<(), String> {
+        if signal {
+            Err(format!("{what}: succeeded without a runtime"))
+        } else {
+            Ok(())
+        }
+    };
+
+    let reads = (0..1200u64).map(|i| {
+        let pos = base + (i * 4099) % (quarter - 4096);
+        async move { (pos, file.read_at(Vec::with_capacity(4096), pos).await) }
+    });
+    // A sync first, then the reads: on the same descriptor they wait behind it
+    // in glibc, so the four threads' reads go over the in-flight limit.
+    let (synced, reads) = futures::join!(file.sync_data(), futures::future::join_all(reads));
+    match synced {
+        Ok(()) => expect_err("sync_data")?,
+        Err(e) => clear("sync_data", e)?,
+    }
+    for (pos, (res, buf)) in reads {
+        match res {
+            Ok(n) => {
+                expect_err("read_at")?;
+                if n != 4096 || buf != pattern_bytes(pos, n) {
+                    return Err(format!("read_at({pos}): {n} bytes, wrong count or data"));
+                }
+            }
+            Err(e) => {
+                clear("read_at", e)?;
+                if buf.capacity() < 4096 || !buf.is_empty() {
+                    return Err("read_at: the buffer did not come back".into());
+                }
+            }
+        }
+    }
+
+    // Writes (of the bytes already there, shifted by the tag) and read-back.
+    let tag = (t + 1) << 40;
+    let at = base + 8192;
+    let data = pattern_bytes(tag, 8192);
+    match file.write_all_at(data.clone(), at).await {
+        (Ok(()), _) => {
+            expect_err("write_all_at")?;
+            let (res, buf) = file.read_exact_at(Vec::with_capacity(8192), at).await;
+            res.map_err(|e| format!("read_exact_at: {e}"))?;
+            if buf != data {
+                return Err("read_exact_at: wrong data".into());
+            }
+        }
+        (Err(e), buf) => {
+            clear("write_all_at", e)?;
+            if buf != data {
+                return Err("write_all_at: the buffer did not come back".into());
+            }
+        }
+    }
+
+    let at = base + 65536;
+    let bufs: Vec<Vec<u8>> = (0..4).map(|k| pattern_bytes(tag + 100 * k, 1000)).collect();
+    match file.writev_at(bufs.clone(), at).await {
+        (Ok(n), _) => {
+            expect_err("writev_at")?;
+            if n != 4000 {
+                return Err(format!("writev_at: {n} bytes"));
+            }
+            let (res, back) = file
+                .readv_at((0..4).map(|_| Vec::with_capacity(1000)).collect(), at)
+                .await;
+            if res.map_err(|e| format!("readv_at: {e}"))? != 4000 || back != bufs {
+                return Err("readv_at: wrong count or data".into());
+            }
+        }
+        (Err(e), back) => {
+            clear("writev_at", e)?;
+            if back != bufs {
+                return Err("writev_at: the buffers did not come back".into());
+            }
+        }
+    }
+
+    let mut batch = aiofs::Batch::new();
+    for k in 0..16u64 {
+        batch.read_at(file, Vec::with_capacity(512), base + 131072 + k * 512);
+    }
+    for (k, (res, buf)) in batch.submit().await.into_iter().enumerate() {
+        let pos = base + 131072 + k as u64 * 512;
+        match res {
+            Ok(n) => {
+                expect_err("batch read")?;
+                if n != 512 || buf != pattern_bytes(pos, 512) {
+                    return Err(format!("batch read at {pos}: wrong count or data"));
+                }
+            }
+            Err(e) => clear("batch read", e)?,
+        }
+    }
+
+    Ok(())
+}
+
+/// With the signal notifier, a multi-thread runtime shutting down while its
+/// tasks still poll aiofs futures must not restart the listener on itself: its
+/// own listener task is dropped first (every waiting future is woken), and the
+/// futures its workers poll next must not start a new one on the dying
+/// runtime (which would drop it at once and wake everyone again, in a loop:
+/// up to 62 listeners from one runtime were seen before the fix).
+#[test]
+fn a_runtime_shutting_down_starts_no_listener() {
+    aio_only();
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = Arc::new(current_thread().block_on(open_rw(&data_file(dir.path(), "data", 0))));
+    let mut extra = Vec::new();
+    for i in 0..20 {
+        let rt = multi_thread(2);
+        rt.block_on(async {
+            read_check(&file, 0, 4096, 0).await.expect("read");
+            for _ in 0..4 {
+                let reads = make_reads(&file, 64, true).await;
+                tokio::spawn(futures::future::join_all(reads.into_iter().map(|(_, r)| r)));
+            }
+        });
+        let before = listeners();
+        drop(rt);
+        let n = listeners() - before;
+        if n > 0 {
+            extra.push((i, n));
+        }
+    }
+    settle_all();
+    assert!(
+        extra.is_empty(),
+        "(runtime, listeners started while it shut down): {extra:?}"
+    );
 }

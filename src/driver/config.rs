@@ -207,7 +207,11 @@ impl Config {
 /// way. `stats().signalfd_signals` shows how many came through the `signalfd`.
 ///
 /// Call it after [`Config::install`]: it blocks the signal number that the
-/// installed configuration (or `AIOFS_SIGNAL`, or the default) names.
+/// installed configuration (or `AIOFS_SIGNAL`, or the default) names. From the
+/// first call on, aiofs reads every pending instance of that signal: a signal
+/// that someone else sends to that number is taken too (and ignored, unless it
+/// is a completion), so it may no longer reach another handler for it. The
+/// number should be aiofs's alone anyway.
 ///
 /// # Errors
 ///
@@ -253,7 +257,8 @@ pub fn block_completion_signal() -> io::Result<()> {
     }
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
-        sys::signalfd::block_in_this_thread(settings.signal)
+        sys::signalfd::block_in_this_thread(settings.signal)?;
+        super::pipe::want_signalfd()
     }
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     {

@@ -18,15 +18,34 @@ pub(super) struct Listener {
     /// A task on some runtime reads the stream.
     alive: AtomicBool,
     spawn: Mutex<()>,
+    /// The runtimes whose listener task was dropped (they are shutting down:
+    /// never spawn there again), the newest last. Its own lock: a task dropped
+    /// by `spawn` itself drops its guard while `spawn` is held.
+    dead: Mutex<Vec<tokio::runtime::Id>>,
 }
+
+/// How many runtimes that shut down are remembered.
+const DEAD_RUNTIMES: usize = 64;
 
 /// Marks the listener gone when its task is dropped (its runtime shut down),
 /// even if the task never ran; then wakes every waiting future so that one of
 /// them, on a live runtime, takes over.
-struct Guard(&'static Driver);
+struct Guard(&'static Driver, tokio::runtime::Id);
 
 impl Drop for Guard {
     fn drop(&mut self) {
+        {
+            let mut dead = self
+                .0
+                .listener
+                .dead
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if dead.len() >= DEAD_RUNTIMES {
+                dead.remove(0);
+            }
+            dead.push(self.1);
+        }
         self.0.listener.alive.store(false, Ordering::SeqCst);
         self.0.wake_all();
     }
@@ -37,6 +56,7 @@ impl Listener {
         Listener {
             alive: AtomicBool::new(false),
             spawn: Mutex::new(()),
+            dead: Mutex::new(Vec::new()),
         }
     }
 
@@ -56,6 +76,17 @@ impl Listener {
                  outside Tokio use Notifier::Pipe",
             )
         })?;
+        let dying = self
+            .dead
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&handle.id());
+        if dying {
+            // This runtime is shutting down (it dropped the listener): a task
+            // spawned there would be dropped at once, waking everyone again. The
+            // watchdog serves the requests until a live runtime takes over.
+            return Ok(());
+        }
         let signo = driver.settings.signal;
         // `signal` registers Tokio's handler for the number before we return, so no
         // request is submitted before its completion can be seen. It panics on a
@@ -75,7 +106,7 @@ impl Listener {
         self.alive.store(true, Ordering::Release);
         stats::add(&LISTENERS, 1);
         // Created here, moved into the task: dropped with it even if it never runs.
-        let guard = Guard(driver);
+        let guard = Guard(driver, handle.id());
         handle.spawn(async move {
             let guard = guard;
             let mut drain = super::pipe::Drain::new();

@@ -13,6 +13,47 @@ use crate::sys::{pipe, signal};
 const PIPE: Token = Token(0);
 #[cfg(any(target_os = "linux", target_os = "android"))]
 const SIGNALFD: Token = Token(1);
+
+/// The notifier's registry and signal number, once it started.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+static REGISTRY: std::sync::OnceLock<(mio::Registry, i32)> = std::sync::OnceLock::new();
+/// The signalfd, once the application blocks the signal
+/// (`block_completion_signal`): only then, since reading it takes every
+/// pending instance of the signal, including those meant for other handlers.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+static SIGNALFD_FD: std::sync::OnceLock<OwnedFd> = std::sync::OnceLock::new();
+#[cfg(any(target_os = "linux", target_os = "android"))]
+static WANTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The application blocks the completion signal: read it from a signalfd (now,
+/// or as soon as the notifier starts).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(super) fn want_signalfd() -> io::Result<()> {
+    WANTED.store(true, Ordering::SeqCst);
+    match REGISTRY.get() {
+        Some((registry, signo)) => enable_signalfd(registry, *signo),
+        None => Ok(()),
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn enable_signalfd(registry: &mio::Registry, signo: i32) -> io::Result<()> {
+    if SIGNALFD_FD.get().is_some() {
+        return Ok(());
+    }
+    let sfd = crate::sys::signalfd::open(signo)?;
+    if SIGNALFD_FD.set(sfd).is_ok()
+        && let Some(sfd) = SIGNALFD_FD.get()
+    {
+        registry.register(
+            &mut SourceFd(&sfd.as_raw_fd()),
+            SIGNALFD,
+            Interest::READABLE,
+        )?;
+    }
+    Ok(())
+}
+
 const TOKEN_SIZE: usize = std::mem::size_of::<usize>();
 
 /// Creates the pipe, installs the signal action and starts the reader thread.
@@ -22,15 +63,12 @@ pub(super) fn start(signo: i32) -> io::Result<()> {
     poll.registry()
         .register(&mut SourceFd(&rd.as_raw_fd()), PIPE, Interest::READABLE)?;
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    let sfd = {
-        let sfd = crate::sys::signalfd::open(signo)?;
-        poll.registry().register(
-            &mut SourceFd(&sfd.as_raw_fd()),
-            SIGNALFD,
-            Interest::READABLE,
-        )?;
-        sfd
-    };
+    {
+        let _ = REGISTRY.set((poll.registry().try_clone()?, signo));
+        if WANTED.load(Ordering::SeqCst) {
+            enable_signalfd(poll.registry(), signo)?;
+        }
+    }
     let (started_tx, started_rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("aiofs-notifier".into())
@@ -44,9 +82,6 @@ pub(super) fn start(signo: i32) -> io::Result<()> {
             let ok = blocked.is_ok();
             let _ = started_tx.send(blocked);
             if ok {
-                #[cfg(any(target_os = "linux", target_os = "android"))]
-                run(poll, rd, sfd);
-                #[cfg(not(any(target_os = "linux", target_os = "android")))]
                 run(poll, rd);
             }
         })?;
@@ -68,11 +103,7 @@ pub(super) fn token_pipe(signo: i32) -> io::Result<OwnedFd> {
     Ok(rd)
 }
 
-fn run(
-    mut poll: Poll,
-    rd: OwnedFd,
-    #[cfg(any(target_os = "linux", target_os = "android"))] sfd: OwnedFd,
-) {
+fn run(mut poll: Poll, rd: OwnedFd) {
     let Some(driver) = super::wait() else {
         return;
     };
@@ -86,7 +117,9 @@ fn run(
             std::thread::sleep(super::SAFETY_NET);
         }
         #[cfg(any(target_os = "linux", target_os = "android"))]
-        let from_signalfd = drain.run_signalfd(driver, &sfd);
+        let from_signalfd = SIGNALFD_FD
+            .get()
+            .is_some_and(|sfd| drain.run_signalfd(driver, sfd));
         #[cfg(not(any(target_os = "linux", target_os = "android")))]
         let from_signalfd = false;
         if !drain.run(driver, &rd) && !from_signalfd {

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod workload;
+
 use std::future::Future;
 use std::path::Path;
 use std::process::Command;
