@@ -1,9 +1,17 @@
 //! The main job: real file I/O through aiofs on its own temp files, printing
-//! what it did.
+//! what it did; then a short run of the comparison of `benches/compare`
+//! (aiofs with each notifier and its switches, `tokio::fs`, `spawn_blocking`,
+//! tokio-uring and `std` on the same workloads, in one run, as ratios), with
+//! its progress on stderr.
 //!
 //! ```text
 //! cargo run --release --example demo
+//! cargo run --release --example demo -- --no-compare   # the I/O part only
 //! ```
+
+#[path = "../benches/compare/workloads.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod workloads;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,8 +23,29 @@ const CHUNK: usize = 1 << 20; // 1 MiB
 const READS: usize = 10_000;
 const READ_SIZE: usize = 4096;
 
-#[tokio::main]
-async fn main() -> std::io::Result<()> {
+fn main() -> std::io::Result<()> {
+    // The comparison runs each sample in a new process of this program.
+    if let Some(res) = workloads::sample_process_main() {
+        return res;
+    }
+    tokio::runtime::Runtime::new()?.block_on(io_demo())?;
+    if std::env::args().any(|a| a == "--no-compare") {
+        return Ok(());
+    }
+    println!();
+    println!("comparison, short run (benches/compare --quick; the full run: cargo bench --bench compare):");
+    let opts = workloads::Options::quick();
+    let started = Instant::now();
+    let mut step = 0usize;
+    let rows = workloads::run(&opts, &mut |msg: &str| {
+        step += 1;
+        eprintln!("[{step:3}] {:5.1} s  {msg}", started.elapsed().as_secs_f64());
+    })?;
+    workloads::print_table(&rows);
+    Ok(())
+}
+
+async fn io_demo() -> std::io::Result<()> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("demo.dat");
     println!("aiofs demo: temp file {}", path.display());
