@@ -33,13 +33,18 @@ fn main() -> std::io::Result<()> {
         return Ok(());
     }
     println!();
-    println!("comparison, short run (benches/compare --quick; the full run: cargo bench --bench compare):");
+    println!(
+        "comparison, short run (benches/compare --quick; the full run: cargo bench --bench compare):"
+    );
     let opts = workloads::Options::quick();
     let started = Instant::now();
     let mut step = 0usize;
     let rows = workloads::run(&opts, &mut |msg: &str| {
         step += 1;
-        eprintln!("[{step:3}] {:5.1} s  {msg}", started.elapsed().as_secs_f64());
+        eprintln!(
+            "[{step:3}] {:5.1} s  {msg}",
+            started.elapsed().as_secs_f64()
+        );
     })?;
     workloads::print_table(&rows);
     Ok(())
