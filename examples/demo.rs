@@ -10,7 +10,7 @@
 //! ```
 
 #[path = "../benches/compare/workloads.rs"]
-#[allow(dead_code, unreachable_pub)]
+#[allow(unreachable_pub)]
 mod workloads;
 
 use std::sync::Arc;
