@@ -34,10 +34,12 @@ pub enum Notifier {
 /// The driver's settings, installed once before first use.
 ///
 /// Fields left unset come from the environment (`AIOFS_NOTIFIER=pipe|signal`,
-/// `AIOFS_SIGNAL=<number>`, `AIOFS_NOWAIT=0|1`) and otherwise from the
-/// defaults: [`Notifier::Pipe`], signal `SIGRTMIN() + 6`, an in-flight limit of
-/// a quarter of `RLIMIT_SIGPENDING` (at most 1024), and the page-cache fast path
-/// for reads of up to 128 KiB.
+/// `AIOFS_SIGNAL=<number>`, `AIOFS_NOWAIT=0|1`, `AIOFS_LISTIO=0|1`,
+/// `AIOFS_READ_AHEAD=<n>`) and otherwise from the defaults: [`Notifier::Pipe`],
+/// signal `SIGRTMIN() + 6`, an in-flight limit of a quarter of
+/// `RLIMIT_SIGPENDING` (at most 1024), the page-cache fast path for reads of up
+/// to 128 KiB, queued requests started together with `lio_listio`, and a
+/// read-ahead window of 6 reads.
 ///
 /// # Examples
 ///
@@ -60,7 +62,14 @@ pub struct Config {
     max_in_flight: Option<usize>,
     nowait: Option<bool>,
     nowait_max: Option<usize>,
+    listio: Option<bool>,
+    read_ahead: Option<usize>,
 }
+
+/// The stream's read-ahead window, by default: up to this many reads in flight.
+pub(crate) const DEFAULT_READ_AHEAD: usize = 6;
+/// The largest read-ahead window.
+pub(crate) const MAX_READ_AHEAD: usize = 16;
 
 /// The largest read tried on the calling thread with `RWF_NOWAIT`, by default:
 /// copying 128 KiB out of the page cache takes about 15 µs here, short enough
@@ -75,6 +84,10 @@ pub(crate) struct Settings {
     pub(crate) max_in_flight: usize,
     /// The largest read tried with `RWF_NOWAIT` first; 0: never.
     pub(crate) nowait_max: usize,
+    /// Whether queued requests start together with `lio_listio`.
+    pub(crate) listio: bool,
+    /// The stream's read-ahead window (reads in flight); 0: no read-ahead.
+    pub(crate) read_ahead: usize,
 }
 
 struct State {
@@ -146,6 +159,26 @@ impl Config {
     /// thread never spends long copying. See [`nowait`](Config::nowait).
     pub fn nowait_max(mut self, bytes: usize) -> Config {
         self.nowait_max = Some(bytes);
+        self
+    }
+
+    /// Whether requests that wait in the queue start together, with one
+    /// `lio_listio` call, when several can start at once (default on, or from
+    /// `AIOFS_LISTIO=0|1`). Off, each starts with its own `aio_read` /
+    /// `aio_write`. Batches and vectored calls still start with `lio_listio`
+    /// when they start on their own.
+    /// `Stats::listio_calls` counts the calls.
+    pub fn listio(mut self, enable: bool) -> Config {
+        self.listio = Some(enable);
+        self
+    }
+
+    /// The stream's read-ahead window: how many reads a sequential
+    /// `AsyncRead` reader keeps in flight ahead of itself (default 6, at most
+    /// 16, or from `AIOFS_READ_AHEAD=<n>`). 0 or 1 turns read-ahead off: every
+    /// read then reads exactly what was asked, as `tokio::fs` does.
+    pub fn read_ahead(mut self, window: usize) -> Config {
+        self.read_ahead = Some(window);
         self
     }
 
@@ -321,30 +354,37 @@ fn resolve(config: &Config) -> io::Result<Settings> {
     };
     let nowait = match config.nowait {
         Some(on) => on,
-        None => match env("AIOFS_NOWAIT")? {
-            None => true,
-            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
-                "" | "1" | "on" | "true" | "yes" => true,
-                "0" | "off" | "false" | "no" => false,
-                _ => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        format!("aiofs: AIOFS_NOWAIT={v:?} is not `0` or `1`"),
-                    ));
-                }
-            },
-        },
+        None => env_flag("AIOFS_NOWAIT")?.unwrap_or(true),
     };
     let nowait_max = if nowait {
         config.nowait_max.unwrap_or(DEFAULT_NOWAIT_MAX)
     } else {
         0
     };
+    let listio = match config.listio {
+        Some(on) => on,
+        None => env_flag("AIOFS_LISTIO")?.unwrap_or(true),
+    };
+    let read_ahead = match config.read_ahead {
+        Some(n) => n,
+        None => match env("AIOFS_READ_AHEAD")? {
+            None => DEFAULT_READ_AHEAD,
+            Some(v) => v.trim().parse().map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("aiofs: AIOFS_READ_AHEAD={v:?} is not a number of reads"),
+                )
+            })?,
+        },
+    }
+    .min(MAX_READ_AHEAD);
     Ok(Settings {
         notifier,
         signal,
         max_in_flight,
         nowait_max,
+        listio,
+        read_ahead,
     })
 }
 
@@ -353,6 +393,21 @@ fn default_limit() -> usize {
     match sys::sigpending_limit() {
         Some(limit) => (limit / 4).clamp(1, 1024) as usize,
         None => 1024,
+    }
+}
+
+/// A `0|1` variable (also `off|on`, `false|true`, `no|yes`).
+fn env_flag(name: &str) -> io::Result<Option<bool>> {
+    let Some(v) = env(name)? else {
+        return Ok(None);
+    };
+    match v.trim().to_ascii_lowercase().as_str() {
+        "" | "1" | "on" | "true" | "yes" => Ok(Some(true)),
+        "0" | "off" | "false" | "no" => Ok(Some(false)),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("aiofs: {name}={v:?} is not `0` or `1`"),
+        )),
     }
 }
 

@@ -16,6 +16,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::task::{Poll, Waker};
 
 pub use config::{Config, Notifier, block_completion_signal};
+pub(crate) use config::{DEFAULT_READ_AHEAD, MAX_READ_AHEAD};
 pub use stats::{Stats, stats};
 
 use crate::sys::aio::Aiocb;
@@ -73,11 +74,20 @@ impl Driver {
             }
         };
         Ok(Driver {
-            table: Mutex::new(Table::new(settings.max_in_flight, settings.signal)),
+            table: Mutex::new(Table::new(
+                settings.max_in_flight,
+                settings.signal,
+                settings.listio,
+            )),
             settings,
             listener: listen::Listener::new(),
             token_pipe,
         })
+    }
+
+    /// The stream's read-ahead window (reads in flight); 0: none.
+    pub(crate) fn read_ahead(&self) -> usize {
+        self.settings.read_ahead
     }
 
     /// The largest read that tries the page cache first; 0: the fast path is off.

@@ -152,10 +152,12 @@ pub(crate) struct Table {
     scratch: Vec<usize>,
     /// Reused by `fill`: the requests about to start.
     run: Vec<(Token, usize)>,
+    /// Start several queued requests with one `lio_listio`.
+    listio: bool,
 }
 
 impl Table {
-    pub(crate) fn new(limit: usize, signo: i32) -> Table {
+    pub(crate) fn new(limit: usize, signo: i32, listio: bool) -> Table {
         Table {
             slots: Slab::new(),
             next_generation: 1,
@@ -165,6 +167,7 @@ impl Table {
             signo,
             scratch: Vec::new(),
             run: Vec::new(),
+            listio,
         }
     }
 
@@ -523,8 +526,11 @@ impl Table {
             if run.is_empty() {
                 break;
             }
-            let listable =
-                run.len() >= 2 && run.iter().all(|&(_, k)| self.slots[k].cb().is_listable());
+            // Group members always go through `lio_listio` (they came in one
+            // call); other requests when the switch allows.
+            let listable = run.len() >= 2
+                && (self.listio || run.iter().all(|&(_, k)| self.slots[k].group.is_some()))
+                && run.iter().all(|&(_, k)| self.slots[k].cb().is_listable());
             let stalled = if listable {
                 self.start_list(&run, out)
             } else {

@@ -2,8 +2,9 @@
 //! write-behind, behaving as a sequential `std::fs::File` would.
 //!
 //! - **Read-ahead**: the first read at a position reads what was asked; a reader
-//!   that goes on where it stopped gets up to [`MAX_WINDOW`] positioned reads of
-//!   up to [`MAX_CHUNK`] bytes in flight; a seek or random access drops them.
+//!   that goes on where it stopped gets up to `Config::read_ahead` (6 by
+//!   default, at most [`MAX_WINDOW`]) positioned reads of up to [`MAX_CHUNK`]
+//!   bytes in flight; a seek or random access drops them.
 //!   End of file is never cached: when the reader reaches the end again, a fresh
 //!   read looks for new data.
 //! - **Write-behind**: `poll_write` copies into an owned buffer and returns; full
@@ -28,7 +29,7 @@ use crate::ops::{ReadAt, WriteAt};
 use crate::sys::fd::FdRef;
 
 /// Reads in flight ahead of a sequential reader, at most.
-const MAX_WINDOW: usize = 6;
+const MAX_WINDOW: usize = crate::driver::MAX_READ_AHEAD;
 /// The largest read-ahead request.
 const MAX_CHUNK: usize = 512 << 10;
 /// The smallest read request.
@@ -321,7 +322,8 @@ impl Stream {
             if r.inflight.is_empty() {
                 // A fresh read, even where the file ended before (it may have grown).
                 r.stop = None;
-                if r.next_seq == Some(pos) {
+                let limit = read_ahead_limit();
+                if r.next_seq == Some(pos) && limit >= 2 {
                     // The reader goes on where the last read ended: read ahead.
                     if r.window < 2 {
                         r.window = 2;
@@ -378,7 +380,7 @@ impl Stream {
                         }
                     } else if r.window >= 2 {
                         // Sequential: widen the window.
-                        r.window = (r.window + 1).min(MAX_WINDOW);
+                        r.window = (r.window + 1).min(read_ahead_limit().max(2));
                         r.chunk = (r.chunk * 2).min(max_chunk);
                         if r.alt.is_none() && r.window > 2 {
                             // No second descriptor (EMFILE...): one is enough.
@@ -763,4 +765,12 @@ impl WriteSide {
         }
         Some(e)
     }
+}
+
+/// The read-ahead window of the driver's settings ([`Config::read_ahead`]);
+/// below 2, no read-ahead.
+///
+/// [`Config::read_ahead`]: crate::Config::read_ahead
+fn read_ahead_limit() -> usize {
+    crate::driver::get().map_or(crate::driver::DEFAULT_READ_AHEAD, |d| d.read_ahead())
 }
