@@ -256,7 +256,10 @@ impl Config {
 ///
 /// ```
 /// # fn main() -> std::io::Result<()> {
-/// aiofs::block_completion_signal()?; // this thread, and the threads it starts
+/// // This thread, and the threads it starts. (Refused under Notifier::Signal.)
+/// if let Err(e) = aiofs::block_completion_signal() {
+///     eprintln!("completions keep taking the signal action: {e}");
+/// }
 /// let rt = tokio::runtime::Builder::new_multi_thread()
 ///     .on_thread_start(|| {
 ///         // The mask is inherited already; this also covers threads started
