@@ -271,3 +271,31 @@ async fn no_clock_hold_when_time_is_not_paused() {
     // The tests of this binary run one at a time (`serial`).
     assert_eq!(after.clock_holds, before.clock_holds, "{after:?}");
 }
+
+/// A current_thread runtime built without the time driver (nor IO): the
+/// paused-clock check must not need it. Under the signal notifier, which needs
+/// IO, the documented error comes back instead.
+#[test]
+fn a_runtime_without_the_time_driver_works() {
+    aio_only();
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let path = data_file(dir.path(), 65536);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let file = File::open(&path).await.unwrap();
+        if std::env::var("AIOFS_NOTIFIER").is_ok_and(|v| v.trim().eq_ignore_ascii_case("signal")) {
+            let (res, _) = file.read_at(Vec::with_capacity(4096), 0).await;
+            let err = res.unwrap_err();
+            assert!(err.to_string().contains("enable_io"), "{err}");
+            return;
+        }
+        for i in 0..16u64 {
+            let (res, buf) = file.read_at(Vec::with_capacity(4096), i * 4096).await;
+            assert_eq!(res.unwrap(), 4096);
+            assert_eq!(buf, pattern_bytes(i * 4096, 4096));
+        }
+    });
+}
