@@ -39,7 +39,14 @@
 //! request carries its slot's token in `sigev_value`; glibc queues a real-time
 //! signal (by default `SIGRTMIN() + 6`) when it finishes, and a [`Notifier`]
 //! turns that signal into a wake-up. See [`Config`] to choose the notifier, the
-//! signal and the in-flight limit.
+//! signal, the in-flight limit and the other switches.
+//!
+//! On Linux, a read the page cache holds never reaches AIO: it is served in
+//! its first poll with `preadv2(RWF_NOWAIT)` ([`Config::nowait`]). Under a
+//! paused Tokio clock (`#[tokio::test(start_paused = true)]`), the clock does
+//! not move while a request is in flight. [`block_completion_signal`] lets
+//! the notifier read completions from a `signalfd` instead of interrupting
+//! your threads.
 
 #![warn(
     missing_docs,
