@@ -63,8 +63,10 @@
 
 mod common;
 
-use common::{fmt_rate, fmt_ratio, joined, json_list, json_num, median, ratio};
-use std::fmt::Write as _;
+use common::{
+    fill_pattern, fmt_rate, fmt_ratio, joined, json_list, json_num, json_str, median, ratio,
+    verify_pattern as verify,
+};
 use std::fs;
 use std::io::{self, Write as _};
 use std::os::unix::fs::{FileExt as _, OpenOptionsExt as _};
@@ -217,33 +219,6 @@ impl Row {
 }
 
 // ---------------------------------------------------------------- the data
-
-/// The file's content: each 8-byte word holds a function of its own index, so a
-/// read from the wrong offset (or of zeros) cannot pass the check.
-fn pattern_word(word: u64) -> u64 {
-    word.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5a5a_5a5a_5a5a_5a5a
-}
-
-fn fill_pattern(buf: &mut [u8], pos: u64) {
-    debug_assert!(pos.is_multiple_of(8) && buf.len().is_multiple_of(8));
-    for (i, word) in buf.chunks_exact_mut(8).enumerate() {
-        word.copy_from_slice(&pattern_word(pos / 8 + i as u64).to_le_bytes());
-    }
-}
-
-fn verify(buf: &[u8], pos: u64, what: &str) -> io::Result<()> {
-    for (i, word) in buf.chunks_exact(8).enumerate() {
-        let want = pattern_word(pos / 8 + i as u64);
-        let got = u64::from_le_bytes(word.try_into().expect("8 bytes"));
-        if got != want {
-            return Err(io::Error::other(format!(
-                "{what}: wrong data at offset {} (got {got:#018x}, want {want:#018x})",
-                pos + 8 * i as u64
-            )));
-        }
-    }
-    Ok(())
-}
 
 /// Checks one read: a full block, and the pattern when `check_data`.
 fn check_read(n: usize, buf: &[u8], pos: u64, check_data: bool, what: &str) -> io::Result<()> {
@@ -722,23 +697,6 @@ fn ratios(rows: &[Row], row: &Row) -> (Option<f64>, Option<f64>, Option<f64>) {
 
 fn pct(x: Option<f64>) -> String {
     x.map_or_else(|| "-".to_string(), |x| format!("{:.0}%", x * 100.0))
-}
-
-fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 fn print_json(rows: &[Row], p: &Params, notifier: &str) {

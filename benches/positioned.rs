@@ -38,10 +38,12 @@
 
 mod common;
 
-use common::{fmt_rate, fmt_ratio, joined, json_list, json_num, median, ratio};
-use std::fmt::Write as _;
+use common::{
+    fill_pattern, fmt_rate, fmt_ratio, joined, json_list, json_num, json_str, median, ratio,
+    verify_pattern as verify, warm_file,
+};
 use std::fs;
-use std::io::{self, Read as _, SeekFrom, Write as _};
+use std::io::{self, SeekFrom, Write as _};
 use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -172,33 +174,6 @@ impl Row {
 
 // ---------------------------------------------------------------- the data
 
-/// The file's content: each 8-byte word holds a function of its own index, so a
-/// read from the wrong offset (or of zeros) cannot pass the check.
-fn pattern_word(word: u64) -> u64 {
-    word.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5a5a_5a5a_5a5a_5a5a
-}
-
-fn fill_pattern(buf: &mut [u8], pos: u64) {
-    debug_assert!(pos.is_multiple_of(8) && buf.len().is_multiple_of(8));
-    for (i, word) in buf.chunks_exact_mut(8).enumerate() {
-        word.copy_from_slice(&pattern_word(pos / 8 + i as u64).to_le_bytes());
-    }
-}
-
-fn verify(buf: &[u8], pos: u64, what: &str) -> io::Result<()> {
-    for (i, word) in buf.chunks_exact(8).enumerate() {
-        let want = pattern_word(pos / 8 + i as u64);
-        let got = u64::from_le_bytes(word.try_into().expect("8 bytes"));
-        if got != want {
-            return Err(io::Error::other(format!(
-                "{what}: wrong data at offset {} (got {got:#018x}, want {want:#018x})",
-                pos + 8 * i as u64
-            )));
-        }
-    }
-    Ok(())
-}
-
 /// Writes the read workload's file, synced so that its writeback does not run
 /// under the measurements.
 fn make_read_file(path: &Path, size: usize) -> io::Result<()> {
@@ -209,14 +184,6 @@ fn make_read_file(path: &Path, size: usize) -> io::Result<()> {
         f.write_all(&chunk)?;
     }
     f.sync_all()
-}
-
-/// Reads the whole file once, so that every run of workload A finds it cached.
-fn warm(path: &Path) -> io::Result<()> {
-    let mut f = fs::File::open(path)?;
-    let mut buf = vec![0u8; CHUNK];
-    while f.read(&mut buf)? != 0 {}
-    Ok(())
 }
 
 /// A task's stream of random block-aligned offsets (xorshift64*).
@@ -310,7 +277,7 @@ fn read_sample(
 ) -> Result<Sample> {
     let per_task = (p.read_ops / qd).max(1);
     let file_size = p.read_file;
-    warm(path)?;
+    warm_file(path)?;
     match reader {
         Reader::StdPread => {
             let file = fs::File::open(path)?;
@@ -510,23 +477,6 @@ fn write_sample(
 }
 
 // ---------------------------------------------------------------- output
-
-fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
 
 /// aiofs ÷ `row` (throughput, CPU per op), against the aiofs row of the same
 /// group (workload A: the same queue depth; workload B: the whole workload).

@@ -65,11 +65,13 @@
 
 mod common;
 
-use common::{fmt_ratio, json_list, json_num, median, ratio};
+use common::{
+    fill_pattern, fmt_ratio, json_list, json_num, json_str, median, ratio, verify_file_sampled,
+    verify_pattern as verify, warm_file, write_pattern_file,
+};
 use std::fs;
 use std::future::Future;
 use std::io::{self, Read as _, Write as _};
-use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::process::{Command, Stdio};
@@ -349,101 +351,6 @@ impl Row {
 
 // ---------------------------------------------------------------- the data
 
-/// The files' content: each 8-byte word holds a function of its own index, so
-/// data from the wrong offset (or zeros) cannot pass the check.
-fn pattern_word(word: u64) -> u64 {
-    word.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5a5a_5a5a_5a5a_5a5a
-}
-
-fn pattern_byte(off: u64) -> u8 {
-    pattern_word(off / 8).to_le_bytes()[(off % 8) as usize]
-}
-
-fn fill_pattern(buf: &mut [u8], pos: u64) {
-    assert!(pos.is_multiple_of(8) && buf.len().is_multiple_of(8));
-    for (i, word) in buf.chunks_exact_mut(8).enumerate() {
-        word.copy_from_slice(&pattern_word(pos / 8 + i as u64).to_le_bytes());
-    }
-}
-
-/// Checks that `buf` is the pattern at file offset `pos` (any alignment).
-fn verify(buf: &[u8], pos: u64, what: &str) -> io::Result<()> {
-    let bad = |off: u64, got: u8| {
-        io::Error::other(format!(
-            "{what}: wrong data at offset {off} (got {got:#04x}, want {:#04x})",
-            pattern_byte(off)
-        ))
-    };
-    let head = (((8 - pos % 8) % 8) as usize).min(buf.len());
-    for (i, &b) in buf[..head].iter().enumerate() {
-        if b != pattern_byte(pos + i as u64) {
-            return Err(bad(pos + i as u64, b));
-        }
-    }
-    let body_pos = pos + head as u64;
-    let words = buf[head..].chunks_exact(8);
-    let tail = words.remainder();
-    let tail_pos = body_pos + (buf.len() - head - tail.len()) as u64;
-    for (i, word) in words.enumerate() {
-        let got = u64::from_le_bytes(word.try_into().expect("8 bytes"));
-        if got != pattern_word(body_pos / 8 + i as u64) {
-            let at = body_pos + 8 * i as u64;
-            let k = (0..8).find(|&k| word[k] != pattern_byte(at + k as u64));
-            let k = k.unwrap_or(0);
-            return Err(bad(at + k as u64, word[k]));
-        }
-    }
-    for (i, &b) in tail.iter().enumerate() {
-        if b != pattern_byte(tail_pos + i as u64) {
-            return Err(bad(tail_pos + i as u64, b));
-        }
-    }
-    Ok(())
-}
-
-/// Checks a file's size, and 4 KiB of its content at 17 places (both ends
-/// included).
-fn verify_sampled(path: &Path, size: usize, what: &str) -> io::Result<()> {
-    let f = fs::File::open(path)?;
-    let len = f.metadata()?.len();
-    if len != size as u64 {
-        return Err(io::Error::other(format!(
-            "{what}: the file has {len} bytes, want {size}"
-        )));
-    }
-    let block = size.min(4 * KIB);
-    let mut buf = vec![0u8; block];
-    for k in 0..=16u64 {
-        // Odd offsets too, so that a shifted copy cannot pass.
-        let last = (size - block) as u64;
-        let pos = (last * k / 16 + k % 2).min(last);
-        f.read_exact_at(&mut buf, pos)?;
-        verify(&buf, pos, what)?;
-    }
-    Ok(())
-}
-
-/// Writes a source file, synced so that its writeback does not run under the
-/// measurements.
-fn make_file(path: &Path, size: usize) -> io::Result<()> {
-    let mut f = fs::File::create_new(path)?;
-    let mut chunk = vec![0u8; MIB];
-    for off in (0..size).step_by(MIB) {
-        let n = MIB.min(size - off);
-        fill_pattern(&mut chunk[..n], off as u64);
-        f.write_all(&chunk[..n])?;
-    }
-    f.sync_all()
-}
-
-/// Reads the whole file once, so that the timed run finds it cached.
-fn warm(path: &Path) -> io::Result<()> {
-    let mut f = fs::File::open(path)?;
-    let mut buf = vec![0u8; MIB];
-    while f.read(&mut buf)? != 0 {}
-    Ok(())
-}
-
 /// An `AsyncWrite` that checks that it is handed the pattern, from offset 0.
 #[derive(Debug, Default)]
 struct CheckSink {
@@ -630,7 +537,7 @@ fn sample(
                 Ok((n, n))
             })?;
             expect_len(what, n, size)?;
-            verify_sampled(&dst, size, what)?;
+            verify_file_sampled(&dst, size, what)?;
             fs::remove_file(&dst)?;
             s
         }
@@ -741,7 +648,7 @@ fn warm_up_and_check(rt: &Runtime, inp: &Inputs, p: &Params) -> Result<()> {
     fs::remove_file(&small)?;
 
     let src = inp.stream_src.clone();
-    warm(&src)?;
+    warm_file(&src)?;
     let n = on_worker(rt, async move {
         let mut f = aiofs::File::open(src).await?;
         let mut sink = CheckSink::default();
@@ -753,21 +660,6 @@ fn warm_up_and_check(rt: &Runtime, inp: &Inputs, p: &Params) -> Result<()> {
 }
 
 // ---------------------------------------------------------------- output
-
-fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
 
 /// aiofs ÷ `row` (MB/s, CPU per MiB), against the aiofs row of the workload.
 fn ratios(rows: &[Row], row: &Row) -> (Option<f64>, Option<f64>) {
@@ -1162,9 +1054,9 @@ fn main() -> Result<()> {
         p.whole_size / MIB,
         inp.dir.display()
     );
-    make_file(&inp.stream_src, p.stream_size)?;
-    make_file(&inp.copy_src, p.copy_size)?;
-    make_file(&inp.whole_src, p.whole_size)?;
+    write_pattern_file(&inp.stream_src, p.stream_size)?;
+    write_pattern_file(&inp.copy_src, p.copy_size)?;
+    write_pattern_file(&inp.whole_src, p.whole_size)?;
     warm_up_and_check(&rt, &inp, &p)?;
 
     let mut children = ChildStats::default();
@@ -1183,7 +1075,7 @@ fn main() -> Result<()> {
                 let i = (k + rep) % backends.len();
                 let b = backends[i];
                 if let Some(src) = w.source(&inp) {
-                    warm(src)?;
+                    warm_file(src)?;
                 }
                 let s = if in_process {
                     sample(&rt, w, b, &inp, &p, rep)?

@@ -12,32 +12,17 @@
 #![allow(clippy::await_holding_lock)]
 
 use std::io::{SeekFrom, Write};
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
+mod support;
+
+use support::{Tmpfs, pattern_bytes, serial};
+
 const KIB: usize = 1024;
 const MIB: usize = 1024 * KIB;
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-/// One test of this binary at a time; a panicking test does not poison the rest.
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// The byte at position `i` of the test data: not periodic in any power of two,
-/// so bytes from the wrong place show.
-fn pattern(i: u64) -> u8 {
-    (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8
-}
-
-fn pattern_bytes(pos: u64, len: usize) -> Vec<u8> {
-    (pos..pos + len as u64).map(pattern).collect()
-}
 
 /// Fails with the lengths and the first difference, not megabytes of bytes.
 #[track_caller]
@@ -363,68 +348,6 @@ async fn two_append_writers() {
 }
 
 // ----- disk full -----
-
-/// A tmpfs of `size` mounted on a fresh temporary directory; unmounted on drop,
-/// also when the test panics.
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    /// `None` (with the reason on stderr) when not root or when mounting fails.
-    fn mount(size: &str, test: &str) -> Option<Tmpfs> {
-        // SAFETY: `geteuid` has no preconditions and cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
-            eprintln!("SKIPPED {test}: needs root to mount a small tmpfs (disk full)");
-            return None;
-        }
-        let dir = tempfile::tempdir().expect("tempdir");
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .output();
-        match out {
-            Ok(out) if out.status.success() => Some(Tmpfs { dir }),
-            Ok(out) => {
-                eprintln!(
-                    "SKIPPED {test}: `mount -t tmpfs` failed: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                );
-                None
-            }
-            Err(e) => {
-                eprintln!("SKIPPED {test}: cannot run `mount`: {e}");
-                None
-            }
-        }
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        // Requests still in flight hold descriptors on the mount: give them a
-        // moment (bounded) so that the plain unmount succeeds.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while aiofs::stats().in_flight != 0 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        let ok = Command::new("umount")
-            .arg(self.dir.path())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            // Busy: detach it anyway, so nothing is left mounted.
-            let _ = Command::new("umount")
-                .arg("-l")
-                .arg(self.dir.path())
-                .status();
-        }
-    }
-}
 
 fn is_enospc(e: &std::io::Error) -> bool {
     e.raw_os_error() == Some(libc::ENOSPC)

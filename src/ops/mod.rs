@@ -44,10 +44,18 @@ impl std::fmt::Debug for InFlight {
 impl InFlight {
     /// Hands `cb` to the driver. On error, nothing was submitted.
     fn submit(cb: Aiocb, cx: &mut Context<'_>) -> Result<InFlight, (io::Error, Aiocb)> {
-        let driver = match driver::get() {
-            Ok(d) => d,
-            Err(e) => return Err((e, cb)),
-        };
+        match driver::get() {
+            Ok(driver) => InFlight::submit_to(driver, cb, cx),
+            Err(e) => Err((e, cb)),
+        }
+    }
+
+    /// [`submit`](InFlight::submit), to a driver the caller already holds.
+    fn submit_to(
+        driver: &'static Driver,
+        cb: Aiocb,
+        cx: &mut Context<'_>,
+    ) -> Result<InFlight, (io::Error, Aiocb)> {
         let token = driver.submit(cb, cx.waker())?;
         Ok(InFlight {
             driver,

@@ -108,7 +108,7 @@ impl<B: IoBufMut> Future for ReadAt<B> {
                     }
                 }
                 let cb = Aiocb::read(fd, buf, off + fast, pos + fast as u64);
-                match InFlight::submit(cb, cx) {
+                match InFlight::submit_to(driver, cb, cx) {
                     Ok(req) => {
                         this.state = State::Running { req, fast };
                         Poll::Pending
