@@ -70,13 +70,20 @@ pub mod ops;
 mod sys;
 
 pub use driver::{Config, Notifier, Stats, block_completion_signal, stats};
+pub use fs::{Batch, File, OpenOptions, copy, read, read_to_string, write};
 pub use fs::{
     DirBuilder, DirEntry, ReadDir, canonicalize, create_dir, create_dir_all, hard_link, metadata,
     read_dir, read_link, remove_dir, remove_dir_all, remove_file, rename, set_permissions, symlink,
     symlink_metadata, try_exists,
 };
-pub use fs::{File, OpenOptions, copy, read, read_to_string, write};
-pub use ops::Batch;
+
+/// Test seam (not part of the API): the next `count` page-cache reads
+/// (`preadv2(RWF_NOWAIT)`) that would return data report 0 bytes instead, as
+/// Linux 5.9 and 5.10 may; reads must still return every byte.
+#[doc(hidden)]
+pub fn __fake_nowait_eof(count: u64) {
+    sys::nowait::fake_eof(count);
+}
 
 /// The result of an owned-buffer operation: the outcome and the buffer back.
 pub type BufResult<T, B> = (std::io::Result<T>, B);

@@ -696,31 +696,50 @@ async fn try_clone_opens_another_descriptor_on_the_same_file() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn into_std_waits_for_spawned_writes_to_finish() {
-    bounded("into_std_waits_for_spawned_writes_to_finish", 60, async {
-        let _serial = serial();
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        let file = aiofs::File::create_new(&path).await.unwrap();
-        const CHUNK: usize = 64 * 1024;
-        const CHUNKS: u64 = 64;
-        let tasks: Vec<_> = (0..CHUNKS)
-            .map(|i| {
-                let pos = i * CHUNK as u64;
-                tokio::spawn(file.write_all_at(pattern_bytes(pos, CHUNK), pos))
-            })
-            .collect();
-        let std_file = file.into_std().await;
-        // Every write had finished when `into_std` returned.
-        let mut got = vec![0; CHUNK * CHUNKS as usize];
-        std_file.read_exact_at(&mut got, 0).unwrap();
-        assert!(got == pattern_bytes(0, got.len()), "a write was missing");
-        for task in tasks {
-            let (res, _) = task.await.unwrap();
-            res.unwrap();
-        }
-        idle().await;
-    })
+async fn into_std_waits_for_spawned_writes_it_let_start() {
+    bounded(
+        "into_std_waits_for_spawned_writes_it_let_start",
+        60,
+        async {
+            let _serial = serial();
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("f");
+            let file = aiofs::File::create_new(&path).await.unwrap();
+            const CHUNK: usize = 64 * 1024;
+            const CHUNKS: u64 = 64;
+            let tasks: Vec<_> = (0..CHUNKS)
+                .map(|i| {
+                    let pos = i * CHUNK as u64;
+                    tokio::spawn(file.write_all_at(pattern_bytes(pos, CHUNK), pos))
+                })
+                .collect();
+            let std_file = file.into_std().await;
+            // What the file holds when `into_std` returns: every write that started
+            // before it had finished; those that had not started fail, untouched.
+            let mut got = vec![0; CHUNK * CHUNKS as usize];
+            let n = std_file.read_at(&mut got, 0).unwrap();
+            got.truncate(n);
+            let mut ok = 0;
+            for (i, task) in tasks.into_iter().enumerate() {
+                let pos = i * CHUNK;
+                match task.await.unwrap().0 {
+                    Ok(()) => {
+                        ok += 1;
+                        assert!(
+                            got.len() >= pos + CHUNK
+                                && got[pos..pos + CHUNK] == pattern_bytes(pos as u64, CHUNK)[..],
+                            "write {i} reported done but was not in the file at into_std"
+                        );
+                    }
+                    Err(e) => {
+                        assert_eq!(e.kind(), std::io::ErrorKind::NotConnected, "write {i}: {e}")
+                    }
+                }
+            }
+            println!("{ok} of {CHUNKS} writes started before into_std");
+            idle().await;
+        },
+    )
     .await;
 }
 
@@ -760,19 +779,36 @@ async fn try_into_std_is_ok_only_when_nothing_holds_the_descriptor() {
             let (res, _) = file.write_all_at(b"abc".to_vec(), 0).await;
             res.unwrap();
 
-            // A request not yet finished (here: not yet started) holds the descriptor.
-            let pending = file.read_at(Vec::with_capacity(3), 0);
-            let file = file
-                .try_into_std()
-                .expect_err("a request still holds the descriptor");
-            let (res, buf) = pending.await;
-            assert_eq!(res.unwrap(), 3);
-            assert_eq!(buf, b"abc");
-
-            let std_file = file.try_into_std().expect("nothing in flight");
-            let mut got = [0; 3];
+            // A request submitted and not yet finished holds the descriptor
+            // (16 MiB in one request: it is almost always still running when
+            // `try_into_std` looks; if not, it must be in the file by then).
+            const BIG: usize = 16 << 20;
+            let mut pending = file.write_at(vec![7u8; BIG], 3);
+            assert!(futures::poll!(&mut pending).is_pending());
+            let std_file = match file.try_into_std() {
+                Err(file) => {
+                    let (res, _) = pending.await;
+                    assert_eq!(res.unwrap(), BIG);
+                    file.try_into_std().expect("nothing in flight")
+                }
+                Ok(std_file) => {
+                    assert_eq!(std_file.metadata().unwrap().len(), (3 + BIG) as u64);
+                    let (res, _) = pending.await;
+                    assert_eq!(res.unwrap(), BIG);
+                    std_file
+                }
+            };
+            let mut got = [0; 4];
             std_file.read_exact_at(&mut got, 0).unwrap();
-            assert_eq!(&got, b"abc");
+            assert_eq!(&got, b"abc\x07");
+
+            // A future created and never polled does not hold it, and is
+            // refused when polled afterwards.
+            let file = aiofs::File::from_std(std_file);
+            let lazy = file.read_at(Vec::with_capacity(3), 0);
+            let _std_file = file.try_into_std().expect("a lazy future holds nothing");
+            let (res, _) = lazy.await;
+            assert_eq!(res.unwrap_err().kind(), std::io::ErrorKind::NotConnected);
             idle().await;
         },
     )

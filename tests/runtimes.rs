@@ -408,8 +408,9 @@ fn shut_down_with_requests_in_flight(kind: Shutdown) {
     };
 
     // R2 starts once R1 is busy (and so reads the stream with the signal
-    // notifier), and goes on until R1 is gone, and (signal notifier) it took
-    // over the stream, and 100 more requests after that.
+    // notifier), and goes on until R1 is gone, and (signal notifier) it has
+    // its own listener (each runtime that submits reads the stream), and 100
+    // more requests after that.
     let deadline = Instant::now() + Duration::from_secs(10);
     while r1_busy.load(Relaxed) < 200 {
         assert!(
@@ -427,7 +428,7 @@ fn shut_down_with_requests_in_flight(kind: Shutdown) {
         let tasks: Vec<_> = (0..8u64)
             .map(|t| {
                 let (file, done) = (file.clone(), done.clone());
-                let (gone, l) = (r1_gone.clone(), r1_listeners.clone());
+                let gone = r1_gone.clone();
                 tokio::spawn(async move {
                     let mut rng = Rng::new(100 + t);
                     let mut after_gone = None;
@@ -436,7 +437,7 @@ fn shut_down_with_requests_in_flight(kind: Shutdown) {
                         let len = 1 + rng.below(8192) as usize;
                         write_read(&file, at, len, n).await.expect("R2 write_read");
                         done.fetch_add(1, Relaxed);
-                        let took_over = !signal_notifier() || listeners() > l.load(Relaxed);
+                        let took_over = !signal_notifier() || listeners() > r2_listeners;
                         if gone.load(Relaxed) && took_over {
                             let first = *after_gone.get_or_insert(n);
                             if n >= first + 100 / 8 {

@@ -35,11 +35,12 @@ pub enum Notifier {
 ///
 /// Fields left unset come from the environment (`AIOFS_NOTIFIER=pipe|signal`,
 /// `AIOFS_SIGNAL=<number>`, `AIOFS_NOWAIT=0|1`, `AIOFS_LISTIO=0|1`,
-/// `AIOFS_READ_AHEAD=<n>`) and otherwise from the defaults: [`Notifier::Pipe`],
-/// signal `SIGRTMIN() + 6`, an in-flight limit of a quarter of
-/// `RLIMIT_SIGPENDING` (at most 1024), the page-cache fast path for reads of up
-/// to 128 KiB, queued requests started together with `lio_listio`, and a
-/// read-ahead window of 6 reads.
+/// `AIOFS_READ_AHEAD=<n>`, `AIOFS_MAX_POOL_FDS=<n>`) and otherwise from the
+/// defaults: [`Notifier::Pipe`], signal `SIGRTMIN() + 6`, an in-flight limit of
+/// a quarter of `RLIMIT_SIGPENDING` (at most 1024), the page-cache fast path
+/// for reads of up to 128 KiB, queued requests started together with
+/// `lio_listio`, a read-ahead window of 6 reads, and at most 64 duplicate
+/// descriptors (fewer under a low `RLIMIT_NOFILE`).
 ///
 /// # Examples
 ///
@@ -64,6 +65,7 @@ pub struct Config {
     nowait_max: Option<usize>,
     listio: Option<bool>,
     read_ahead: Option<usize>,
+    max_pool_fds: Option<usize>,
 }
 
 /// The stream's read-ahead window, by default: up to this many reads in flight.
@@ -88,6 +90,8 @@ pub(crate) struct Settings {
     pub(crate) listio: bool,
     /// The stream's read-ahead window (reads in flight); 0: no read-ahead.
     pub(crate) read_ahead: usize,
+    /// The most duplicate descriptors open at once in the process.
+    pub(crate) max_pool_fds: usize,
 }
 
 struct State {
@@ -182,6 +186,23 @@ impl Config {
         self
     }
 
+    /// The most duplicate descriptors aiofs keeps open at once, in the whole
+    /// process (default: 64, or an eighth of `RLIMIT_NOFILE` if that is less;
+    /// or from `AIOFS_MAX_POOL_FDS=<n>`).
+    ///
+    /// glibc runs one request per descriptor at a time, so aiofs spreads reads
+    /// that wait for the device over duplicates of a file's descriptor (see
+    /// [`File::set_fd_pool`](crate::File::set_fd_pool)), made when the queue
+    /// depth needs them and closed when idle. They count against
+    /// `RLIMIT_NOFILE` like any descriptor: this bound keeps them from starving
+    /// your own `open` calls. When it is reached, or `dup` fails (`EMFILE`),
+    /// requests run on the descriptors there are. 0 disables duplicates.
+    /// `Stats::pool_fds` shows how many are open.
+    pub fn max_pool_fds(mut self, n: usize) -> Config {
+        self.max_pool_fds = Some(n);
+        self
+    }
+
     /// Installs this configuration for the process.
     ///
     /// # Errors
@@ -226,82 +247,12 @@ impl Config {
     }
 }
 
-/// Blocks aiofs's completion signal in the calling thread (Linux, pipe notifier).
-///
-/// A completion signal interrupts some thread that does not block it, to run
-/// the signal action that hands the token to the notifier thread: on a busy
-/// process that is one more thread woken per completion. Once **every** thread
-/// blocks the signal, the kernel keeps it pending instead, and the notifier
-/// thread reads many at a time from a `signalfd`; no thread of yours is
-/// interrupted at all. Threads inherit the mask of the thread that starts them,
-/// so call this early in `main`, and in Tokio's `on_thread_start` for the
-/// runtime's threads. Until every thread blocks it, completions simply keep
-/// taking the signal action in the threads that do not: nothing is lost either
-/// way. `stats().signalfd_signals` shows how many came through the `signalfd`.
-///
-/// Call it after [`Config::install`]: it blocks the signal number that the
-/// installed configuration (or `AIOFS_SIGNAL`, or the default) names. From the
-/// first call on, aiofs reads every pending instance of that signal: a signal
-/// that someone else sends to that number is taken too (and ignored, unless it
-/// is a completion), so it may no longer reach another handler for it. The
-/// number should be aiofs's alone anyway.
-///
-/// # Errors
-///
-/// `InvalidInput` under [`Notifier::Signal`], whose Tokio signal stream needs
-/// the signal delivered to a thread; `Unsupported` off Linux; the errors of a
-/// bad `AIOFS_*` variable.
-///
-/// # Examples
-///
-/// ```
-/// # fn main() -> std::io::Result<()> {
-/// // This thread, and the threads it starts. (Refused under Notifier::Signal.)
-/// if let Err(e) = aiofs::block_completion_signal() {
-///     eprintln!("completions keep taking the signal action: {e}");
-/// }
-/// let rt = tokio::runtime::Builder::new_multi_thread()
-///     .on_thread_start(|| {
-///         // The mask is inherited already; this also covers threads started
-///         // from elsewhere. It cannot fail once it worked on the main thread.
-///         let _ = aiofs::block_completion_signal();
-///     })
-///     .enable_all()
-///     .build()?;
-/// rt.block_on(async {
-///     let file = aiofs::File::from_std(tempfile::tempfile()?);
-///     let (res, _) = file.write_at(b"hello".to_vec(), 0).await;
-///     res.map(drop)
-/// })?;
-/// # Ok(())
-/// # }
-/// ```
-pub fn block_completion_signal() -> io::Result<()> {
-    let settings = {
-        let state = STATE.lock().unwrap_or_else(|e| e.into_inner());
-        match state.started {
-            Some(started) => started,
-            None => resolve(&state.installed.clone().unwrap_or_default())?,
-        }
-    };
-    if settings.notifier == Notifier::Signal {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "aiofs: block_completion_signal is for the pipe notifier: Tokio's signal stream \
-             (Notifier::Signal) needs the signal delivered to a thread",
-        ));
-    }
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    {
-        sys::signalfd::block_in_this_thread(settings.signal)?;
-        super::pipe::want_signalfd()
-    }
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    {
-        Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "aiofs: block_completion_signal needs signalfd (Linux)",
-        ))
+/// The settings the driver runs with, or would start with now.
+pub(crate) fn current_settings() -> io::Result<Settings> {
+    let state = STATE.lock().unwrap_or_else(|e| e.into_inner());
+    match state.started {
+        Some(started) => Ok(started),
+        None => resolve(&state.installed.clone().unwrap_or_default()),
     }
 }
 
@@ -381,6 +332,18 @@ fn resolve(config: &Config) -> io::Result<Settings> {
         },
     }
     .min(MAX_READ_AHEAD);
+    let max_pool_fds = match config.max_pool_fds {
+        Some(n) => n,
+        None => match env("AIOFS_MAX_POOL_FDS")? {
+            None => default_pool_fds(),
+            Some(v) => v.trim().parse().map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("aiofs: AIOFS_MAX_POOL_FDS={v:?} is not a number of descriptors"),
+                )
+            })?,
+        },
+    };
     Ok(Settings {
         notifier,
         signal,
@@ -388,7 +351,16 @@ fn resolve(config: &Config) -> io::Result<Settings> {
         nowait_max,
         listio,
         read_ahead,
+        max_pool_fds,
     })
+}
+
+/// 64, or an eighth of `RLIMIT_NOFILE` if that is less.
+fn default_pool_fds() -> usize {
+    match sys::nofile_limit() {
+        Some(limit) => (limit / 8).min(64) as usize,
+        None => 64,
+    }
 }
 
 /// A quarter of `RLIMIT_SIGPENDING`, between 1 and 1024.

@@ -2,40 +2,48 @@
 //! the notifiers that turn completion signals into wake-ups.
 //!
 //! It starts lazily, on the first request, from the installed [`Config`] and the
-//! environment.
+//! environment. Files: `slots` (tokens and slot states), `table` (the state
+//! machine and the `EAGAIN` policy), `admission` (the limit and the queue),
+//! `completion` (the one completion path and its recovery rule), `notify`
+//! (what wakes it: the pipe notifier's thread, the `signalfd`, Tokio's signal
+//! stream), `hold` (paused clocks and runtime shutdowns), `config`, `stats`.
 
+mod admission;
+mod completion;
 mod config;
-mod listen;
-mod paused;
-mod pipe;
+mod hold;
+mod notify;
+mod slots;
 pub(crate) mod stats;
 mod table;
 
 use std::io;
+use std::os::fd::OwnedFd;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::task::{Poll, Waker};
 
-pub use config::{Config, Notifier, block_completion_signal};
-pub(crate) use config::{DEFAULT_READ_AHEAD, MAX_READ_AHEAD};
+pub use config::{Config, Notifier};
+pub(crate) use config::{DEFAULT_READ_AHEAD, MAX_READ_AHEAD, Settings};
+pub use notify::block_completion_signal;
+pub(crate) use slots::{Group, Release, Token};
 pub use stats::{Stats, stats};
+pub(crate) use table::is_outcome_unknown;
 
 use crate::sys::aio::Aiocb;
-use config::Settings;
-pub(crate) use table::Group;
-pub(crate) use table::Token;
-use table::{AfterUnlock, Table};
-
-/// How often the notifier looks for completions whose signal was lost (the
-/// signal queue was full) or for queued requests that could not start.
-const SAFETY_NET: std::time::Duration = std::time::Duration::from_millis(250);
+use slots::AfterUnlock;
+use table::Table;
 
 pub(crate) struct Driver {
     table: Mutex<Table>,
     settings: Settings,
-    listener: listen::Listener,
-    /// The signal notifier's self-pipe of completion tokens (the pipe notifier's
-    /// belongs to its thread).
-    token_pipe: Option<std::os::fd::OwnedFd>,
+    /// The completion signal is a standard one: the kernel merges its instances.
+    merged_signal: bool,
+    /// The read end of the self-pipe the signal action writes tokens into.
+    token_pipe: OwnedFd,
+    /// Wakes the recovery timer's thread early.
+    kick: mio::Waker,
+    /// The runtimes reading Tokio's signal stream (signal notifier only).
+    listeners: Option<notify::Listeners>,
 }
 
 static DRIVER: OnceLock<Result<Driver, (io::ErrorKind, String)>> = OnceLock::new();
@@ -45,8 +53,17 @@ static DRIVER: OnceLock<Result<Driver, (io::ErrorKind, String)>> = OnceLock::new
 /// # Errors
 ///
 /// The error of the start (a bad `AIOFS_*` variable, no pipe, no thread), each
-/// time: the driver does not start half-way.
+/// time: the driver does not start half-way. `Unsupported` in a child forked
+/// (without exec) from a process that used aiofs: glibc's AIO threads and
+/// aiofs's notifier did not survive the fork.
 pub(crate) fn get() -> io::Result<&'static Driver> {
+    if crate::sys::forked() {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "aiofs: this process was created by fork() (without exec) from one that \
+             used aiofs; glibc's AIO threads and aiofs's notifier do not survive a fork",
+        ));
+    }
     match DRIVER.get_or_init(Driver::start) {
         Ok(driver) => Ok(driver),
         Err((kind, msg)) => Err(io::Error::new(*kind, msg.clone())),
@@ -62,37 +79,25 @@ impl Driver {
     fn start() -> Result<Driver, (io::ErrorKind, String)> {
         let fail = |e: io::Error| (e.kind(), e.to_string());
         let settings = config::start_settings().map_err(fail)?;
-        let token_pipe = match settings.notifier {
-            Notifier::Pipe => {
-                pipe::start(settings.signal).map_err(fail)?;
-                None
-            }
-            Notifier::Signal => {
-                let rd = pipe::token_pipe(settings.signal).map_err(fail)?;
-                listen::start_watchdog().map_err(fail)?;
-                Some(rd)
-            }
-        };
+        crate::sys::watch_fork().map_err(fail)?;
+        let started = notify::start(&settings).map_err(fail)?;
         Ok(Driver {
             table: Mutex::new(Table::new(
                 settings.max_in_flight,
                 settings.signal,
                 settings.listio,
             )),
+            merged_signal: settings.signal < crate::sys::signal::sigrtmin(),
             settings,
-            listener: listen::Listener::new(),
-            token_pipe,
+            token_pipe: started.token_pipe,
+            kick: started.kick,
+            listeners: (settings.notifier == Notifier::Signal).then(notify::Listeners::new),
         })
     }
 
-    /// The stream's read-ahead window (reads in flight); 0: none.
-    pub(crate) fn read_ahead(&self) -> usize {
-        self.settings.read_ahead
-    }
-
-    /// The largest read that tries the page cache first; 0: the fast path is off.
-    pub(crate) fn nowait_max(&self) -> usize {
-        self.settings.nowait_max
+    /// The settings the driver runs with.
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.settings
     }
 
     fn table(&self) -> MutexGuard<'_, Table> {
@@ -107,66 +112,60 @@ impl Driver {
             let mut table = self.table();
             f(&mut table, &mut out)
         }; // lock released here
-        out.run();
+        out.run(|| {
+            let _ = self.kick.wake();
+        });
         r
     }
 
+    /// Under the signal notifier, makes sure this runtime reads the signal
+    /// stream (the error says why it cannot); nothing to do under the pipe one.
+    /// Called on every submission and poll, so that a runtime that submits or
+    /// waits always has its own listener.
+    pub(crate) fn can_submit(&'static self) -> io::Result<()> {
+        match &self.listeners {
+            Some(l) => l.ensure(self),
+            None => Ok(()),
+        }
+    }
+
     /// Takes a request: it is in flight (or queued) when this returns `Ok`.
+    /// `release` is dropped once the OS is done with it.
     pub(crate) fn submit(
         &'static self,
         cb: Aiocb,
+        release: Option<Release>,
         waker: &Waker,
     ) -> Result<Token, (io::Error, Aiocb)> {
-        if self.settings.notifier == Notifier::Signal
-            && let Err(e) = self.listener.ensure(self)
-        {
+        if let Err(e) = self.can_submit() {
             return Err((e, cb));
         }
-        let ticket = paused::ticket();
-        self.with_table(|t, out| t.submit(cb, waker, ticket, out))
+        let hold = hold::paused();
+        self.with_table(|t, out| t.submit(cb, release, waker, hold, out))
     }
 
     /// Takes several requests, started together with `lio_listio` as far as the
     /// in-flight limit allows.
     pub(crate) fn submit_group(
         &'static self,
-        cbs: Vec<Aiocb>,
+        reqs: Vec<(Aiocb, Option<Release>)>,
         group: &std::sync::Arc<Group>,
     ) -> Result<Vec<Token>, (io::Error, Vec<Aiocb>)> {
-        if self.settings.notifier == Notifier::Signal
-            && let Err(e) = self.listener.ensure(self)
-        {
-            return Err((e, cbs));
+        if let Err(e) = self.can_submit() {
+            return Err((e, reqs.into_iter().map(|(cb, _)| cb).collect()));
         }
-        let ticket = paused::ticket();
-        self.with_table(|t, out| t.submit_group(cbs, group, ticket, out))
+        let hold = hold::paused();
+        self.with_table(|t, out| t.submit_group(reqs, group, hold, out))
     }
 
     /// Takes the results of finished requests of a group.
     pub(crate) fn take_done(&'static self, tokens: &[Token]) -> Vec<(io::Result<usize>, Aiocb)> {
-        if self.settings.notifier == Notifier::Signal {
-            let _ = self.listener.ensure(self);
-        }
         self.with_table(|t, _| t.take_done(tokens))
     }
 
-    /// Whether a request could be submitted from here: under the signal
-    /// notifier, a Tokio runtime must read the stream (the error says so). The
-    /// page-cache fast path asks first, so that a read never succeeds or fails
-    /// depending on the cache.
-    pub(crate) fn can_submit(&'static self) -> io::Result<()> {
-        if self.settings.notifier == Notifier::Signal {
-            self.listener.ensure(self)?;
-        }
-        Ok(())
-    }
-
-    /// Makes sure someone reads the signal stream (signal notifier), for a
-    /// group's future being polled.
+    /// A group's future is polled (and waits): keep a listener on this runtime.
     pub(crate) fn keep_listening(&'static self) {
-        if self.settings.notifier == Notifier::Signal {
-            let _ = self.listener.ensure(self);
-        }
+        let _ = self.can_submit();
     }
 
     /// Orphans several requests (a dropped batch).
@@ -184,11 +183,9 @@ impl Driver {
         token: Token,
         waker: &Waker,
     ) -> Poll<(io::Result<usize>, Aiocb)> {
-        if self.settings.notifier == Notifier::Signal {
-            // Take over the stream if the runtime that read it is gone. If that
-            // fails (no runtime here), the watchdog's scans still complete us.
-            let _ = self.listener.ensure(self);
-        }
+        // Under the signal notifier, a runtime that waits reads the stream. If
+        // that fails (no runtime here), the recovery timer still completes us.
+        let _ = self.can_submit();
         self.table().poll(token, waker)
     }
 
@@ -197,62 +194,17 @@ impl Driver {
         self.with_table(|t, out| t.orphan(token, out));
     }
 
-    /// The future of `token` lets go, but its request must still run.
+    /// The future of `token` lets go, but its request must still run, and
+    /// land before the current runtime (if any) finishes shutting down.
     pub(crate) fn detach(&self, token: Token) {
-        self.with_table(|t, out| t.detach(token, out));
+        let hold = hold::exit();
+        self.with_table(|t, out| t.detach(token, hold, out));
     }
+}
 
-    /// Completion tokens from the self-pipe; `scan` when the pipe overflowed.
-    fn complete(&self, tokens: &[usize], scan: bool) {
-        self.with_table(|t, out| {
-            for &raw in tokens {
-                t.complete(Token::from_raw(raw), out);
-            }
-            if scan {
-                t.scan(out);
-            }
-            t.fill(out);
-        });
-    }
-
-    /// The signal notifier woke (or its watchdog ticks): completes the requests
-    /// whose tokens the signal action put in the self-pipe. Scans instead when
-    /// tokens may be missing: the pipe overflowed, or the signal is a standard
-    /// one, whose instances the kernel merges.
-    fn drain(&self, drain: &mut pipe::Drain) -> bool {
-        let Some(rd) = &self.token_pipe else {
-            return false;
-        };
-        let got = drain.run(self, rd);
-        let merged = self.settings.signal < crate::sys::signal::sigrtmin();
-        let overflow =
-            crate::sys::signal::OVERFLOW.swap(false, std::sync::atomic::Ordering::AcqRel);
-        if merged || overflow {
-            self.scan();
-        }
-        got
-    }
-
-    /// Checks every request in flight.
-    fn scan(&self) {
-        self.with_table(|t, out| {
-            t.scan(out);
-            t.fill(out);
-        });
-    }
-
-    /// The safety net: scans if anything is in flight or queued.
-    fn tick(&self) {
-        self.with_table(|t, out| {
-            if t.is_busy() {
-                t.scan(out);
-                t.fill(out);
-            }
-        });
-    }
-
-    /// Wakes every waiting future (the signal stream's reader went away).
-    fn wake_all(&self) {
-        self.with_table(|t, out| t.all_wakers(out));
-    }
+/// After detaching writes (a `File` dropped with buffered data): if the
+/// current runtime is shutting down and refused the task that would hold it,
+/// waits for them here, as its blocking pool would have.
+pub(crate) fn wait_detached() {
+    hold::wait_if_refused();
 }

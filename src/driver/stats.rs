@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use crate::sys::signal;
+use crate::sys::{fd, signal};
 
 pub(crate) static SUBMITTED: AtomicU64 = AtomicU64::new(0);
 pub(crate) static COMPLETED: AtomicU64 = AtomicU64::new(0);
@@ -19,12 +19,14 @@ pub(crate) static EAGAIN_RETRIES: AtomicU64 = AtomicU64::new(0);
 pub(crate) static LISTENERS: AtomicU64 = AtomicU64::new(0);
 pub(crate) static LISTIO_CALLS: AtomicU64 = AtomicU64::new(0);
 pub(crate) static LISTIO_REQUESTS: AtomicU64 = AtomicU64::new(0);
-pub(crate) static POOL_FDS: AtomicU64 = AtomicU64::new(0);
 pub(crate) static POOL_REQUESTS: AtomicU64 = AtomicU64::new(0);
 pub(crate) static NOWAIT_READS: AtomicU64 = AtomicU64::new(0);
 pub(crate) static NOWAIT_MISSES: AtomicU64 = AtomicU64::new(0);
 pub(crate) static CLOCK_HOLDS: AtomicU64 = AtomicU64::new(0);
 pub(crate) static SIGNALFD_SIGNALS: AtomicU64 = AtomicU64::new(0);
+pub(crate) static LOST_SIGNALS: AtomicU64 = AtomicU64::new(0);
+pub(crate) static QUIET_RESUBMITS: AtomicU64 = AtomicU64::new(0);
+pub(crate) static EXIT_HOLDS: AtomicU64 = AtomicU64::new(0);
 
 pub(crate) fn add(counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Relaxed);
@@ -36,8 +38,8 @@ pub(crate) fn sub(counter: &AtomicU64, n: u64) {
 
 /// A snapshot of the driver's counters (process-wide, since the process started).
 ///
-/// Counters only grow; `in_flight`, `queued` and `orphaned` are gauges of the
-/// moment the snapshot was taken.
+/// Counters only grow; `in_flight`, `queued`, `orphaned` and `pool_fds` are
+/// gauges of the moment the snapshot was taken.
 ///
 /// # Examples
 ///
@@ -95,8 +97,11 @@ pub struct Stats {
     pub listio_calls: u64,
     /// Requests submitted through `lio_listio`.
     pub listio_requests: u64,
-    /// Descriptors `dup`ed for files' descriptor pools (and read-ahead).
+    /// Duplicate descriptors open now (files' descriptor pools; see
+    /// [`Config::max_pool_fds`](crate::Config::max_pool_fds)).
     pub pool_fds: u64,
+    /// Duplicate descriptors opened since the process started.
+    pub pool_fds_opened: u64,
     /// Reads sent to a pool descriptor rather than the file's own.
     pub pool_requests: u64,
     /// Reads served from the page cache on the polling thread
@@ -109,6 +114,15 @@ pub struct Stats {
     /// held while its requests were in flight (a blocking task spawned; see the
     /// README, "Paused time"). Stays 0 when time is never paused.
     pub clock_holds: u64,
+    /// Completions found by a recovery scan rather than by their signal (lost
+    /// to a full signal queue, merged, or simply not read yet).
+    pub lost_signals: u64,
+    /// Requests run again without a completion signal because glibc lost
+    /// their result to a full signal queue (`RLIMIT_SIGPENDING`).
+    pub quiet_resubmits: u64,
+    /// Times a runtime's shutdown was held for the buffered writes of a
+    /// dropped `File` (see the README, "What lands at exit").
+    pub exit_holds: u64,
 }
 
 /// Reads the driver's counters.
@@ -146,10 +160,14 @@ pub fn stats() -> Stats {
         listeners: LISTENERS.load(Relaxed),
         listio_calls: LISTIO_CALLS.load(Relaxed),
         listio_requests: LISTIO_REQUESTS.load(Relaxed),
-        pool_fds: POOL_FDS.load(Relaxed),
+        pool_fds: fd::DUPS_OPEN.load(Relaxed),
+        pool_fds_opened: fd::DUPS_OPENED.load(Relaxed),
         pool_requests: POOL_REQUESTS.load(Relaxed),
         nowait_reads: NOWAIT_READS.load(Relaxed),
         nowait_misses: NOWAIT_MISSES.load(Relaxed),
         clock_holds: CLOCK_HOLDS.load(Relaxed),
+        lost_signals: LOST_SIGNALS.load(Relaxed),
+        quiet_resubmits: QUIET_RESUBMITS.load(Relaxed),
+        exit_holds: EXIT_HOLDS.load(Relaxed),
     }
 }

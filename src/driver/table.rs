@@ -4,6 +4,13 @@
 //! A slot moves `Queued → Submitted → Done`, or `Submitted → Orphaned → (freed)`
 //! when its future is dropped. The table never frees the [`Aiocb`] of a request
 //! the OS may still run: it is freed when `aio_error` says it is finished.
+//!
+//! A result of `-1/EAGAIN` is ambiguous: glibc puts it there when it could not
+//! queue the completion signal (`RLIMIT_SIGPENDING` full), although the I/O
+//! happened. Such a request is run again *quietly* (`SIGEV_NONE`: no signal to
+//! lose), and the scans collect it; an `EAGAIN` from a quiet run is the I/O's
+//! own, reported as `WouldBlock`. A write to an `O_APPEND` descriptor is never
+//! run twice: its outcome is reported as unknown.
 
 use std::collections::VecDeque;
 use std::io;
@@ -12,148 +19,68 @@ use std::task::{Poll, Waker};
 
 use slab::Slab;
 
-use super::paused::Ticket;
+use super::hold::Hold;
+use super::slots::{AfterUnlock, GENERATION_MAX, Group, INDEX_MASK, Release, Slot, State, Token};
 use super::stats::*;
-use crate::sys::aio::{Aiocb, Status};
-
-const HALF: u32 = usize::BITS / 2;
-const INDEX_MASK: usize = (1 << HALF) - 1;
-
-/// A slot's name: its index in the table and the generation of its occupant.
-///
-/// Carried in `sigev_value`, so it comes back in every completion signal. It is
-/// only a hint: anyone may queue a signal with any value, and a slot may have been
-/// reused. The table checks the generation and asks `aio_error` before acting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Token(usize);
-
-impl Token {
-    fn new(index: usize, generation: usize) -> Token {
-        Token((generation << HALF) | (index & INDEX_MASK))
-    }
-    fn index(self) -> usize {
-        self.0 & INDEX_MASK
-    }
-    fn generation(self) -> usize {
-        self.0 >> HALF
-    }
-    pub(crate) fn from_raw(raw: usize) -> Token {
-        Token(raw)
-    }
-}
-
-enum State {
-    /// Waiting for a place under the in-flight limit (or for a retry after `EAGAIN`).
-    Queued(Option<Waker>),
-    /// Queued, and its future detached: submitted when there is room, then
-    /// orphaned (a write-behind of a dropped `File`).
-    QueuedDetached,
-    /// In the OS; the future waits.
-    Submitted(Option<Waker>),
-    /// In the OS; the future was dropped. Freed when it finishes.
-    Orphaned,
-    /// Finished; the result waits for the future to collect it.
-    Done(io::Result<usize>),
-}
-
-/// The requests of one batch (or vectored call), awaited together: their
-/// future is woken through the group, which lists the ones that finished, so a
-/// wake-up costs O(finished), not O(batch).
-#[derive(Debug, Default)]
-pub(crate) struct Group {
-    waker: futures::task::AtomicWaker,
-    done: std::sync::Mutex<Vec<usize>>,
-}
-
-impl Group {
-    /// Registers the future's waker.
-    pub(crate) fn register(&self, waker: &Waker) {
-        self.waker.register(waker);
-    }
-
-    /// The indices (in the batch) of the requests finished since last asked.
-    pub(crate) fn take_done(&self) -> Vec<usize> {
-        std::mem::take(&mut *self.done.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    fn finished(&self, index: usize, out: &mut AfterUnlock) {
-        self.done
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(index);
-        if let Some(w) = self.waker.take() {
-            out.wakers.push(w);
-        }
-    }
-}
-
-struct Slot {
-    generation: usize,
-    /// The batch this request belongs to, and its index there.
-    group: Option<(Arc<Group>, usize)>,
-    /// Always `Some`, but for the moment of a `lio_listio` call.
-    cb: Option<Aiocb>,
-    state: State,
-    /// Counted in `submitted` already (a resubmission is not counted again).
-    started: bool,
-    /// Holds a paused runtime's clock while the request is unfinished.
-    ticket: Option<Ticket>,
-}
-
-impl Slot {
-    fn cb(&mut self) -> &mut Aiocb {
-        // `None` only inside `start_list`, which puts every aiocb back before it
-        // returns, and never calls this meanwhile.
-        self.cb
-            .as_mut()
-            .expect("aiofs: internal: slot without its aiocb")
-    }
-}
+use crate::sys::aio::{Aiocb, Notify, Status};
 
 fn too_many() -> io::Error {
     io::Error::other("aiofs: too many requests in the completion table")
 }
 
-/// What to do once the table lock is released: wake these futures, free these
-/// finished orphans (their buffers and descriptors).
-#[derive(Default)]
-pub(crate) struct AfterUnlock {
-    pub(crate) wakers: Vec<Waker>,
-    pub(crate) freed: Vec<Aiocb>,
-    /// Finished orphans among `freed`: they leave the `in_flight` and `orphaned`
-    /// gauges only once their buffer and descriptor are released.
-    orphans: u64,
-    /// Tickets of finished requests: released after the wake-ups, so a paused
-    /// runtime has the woken task to run before its clock may move.
-    tickets: Vec<Ticket>,
-}
+/// The error of an `O_APPEND` write whose result glibc lost: it may or may not
+/// have been appended, and running it again could append it twice.
+#[derive(Debug)]
+pub(crate) struct OutcomeUnknown;
 
-impl AfterUnlock {
-    pub(crate) fn run(self) {
-        self.wakers.into_iter().for_each(Waker::wake);
-        drop(self.tickets);
-        drop(self.freed);
-        if self.orphans > 0 {
-            sub(&IN_FLIGHT, self.orphans);
-            sub(&ORPHANED, self.orphans);
-        }
+impl std::fmt::Display for OutcomeUnknown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(
+            "aiofs: outcome unknown: glibc could not queue the completion signal \
+             (RLIMIT_SIGPENDING full) of an O_APPEND write; the data may or may not \
+             have been appended, and it is not written again",
+        )
     }
 }
 
+impl std::error::Error for OutcomeUnknown {}
+
+/// Whether `e` says that a write's outcome is unknown (see [`OutcomeUnknown`]).
+pub(crate) fn is_outcome_unknown(e: &io::Error) -> bool {
+    e.get_ref()
+        .is_some_and(|inner| inner.is::<OutcomeUnknown>())
+}
+
+/// What collecting a request's result did.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Reaped {
+    /// `aio_error` says it still runs.
+    Running,
+    /// Finished; its final result is recorded.
+    Done,
+    /// Its result was lost to a full signal queue: it runs again, quietly.
+    Again,
+}
+
 pub(crate) struct Table {
-    slots: Slab<Slot>,
+    pub(super) slots: Slab<Slot>,
     next_generation: usize,
     /// Requests waiting for a place, oldest first.
-    queue: VecDeque<Token>,
-    in_flight: usize,
-    limit: usize,
-    signo: i32,
+    pub(super) queue: VecDeque<Token>,
+    /// Requests in the OS now (orphans included).
+    pub(super) in_flight: usize,
+    pub(super) limit: usize,
+    pub(super) signo: i32,
+    /// Requests in the OS without a completion signal (see [`Slot::quiet`]).
+    pub(super) quiet: Vec<Token>,
     /// Reused by `scan`: the keys of the requests in the OS.
     scratch: Vec<usize>,
     /// Reused by `fill`: the requests about to start.
-    run: Vec<(Token, usize)>,
+    pub(super) run: Vec<(Token, usize)>,
     /// Start several queued requests with one `lio_listio`.
-    listio: bool,
+    pub(super) listio: bool,
+    /// When the recovery rule last acted.
+    pub(super) recovery: super::completion::Recovery,
 }
 
 impl Table {
@@ -165,17 +92,15 @@ impl Table {
             in_flight: 0,
             limit: limit.max(1),
             signo,
+            quiet: Vec::new(),
             scratch: Vec::new(),
             run: Vec::new(),
             listio,
+            recovery: super::completion::Recovery::new(),
         }
     }
 
-    pub(crate) fn is_busy(&self) -> bool {
-        self.in_flight > 0 || !self.queue.is_empty()
-    }
-
-    fn lookup(&self, token: Token) -> Option<usize> {
+    pub(super) fn lookup(&self, token: Token) -> Option<usize> {
         let key = token.index();
         match self.slots.get(key) {
             Some(slot) if slot.generation == token.generation() => Some(key),
@@ -183,38 +108,38 @@ impl Table {
         }
     }
 
+    /// Whether `n` more slots still have an index that fits in a token.
+    fn has_room(&self, n: usize) -> bool {
+        self.slots.len().saturating_add(n) <= INDEX_MASK
+    }
+
     /// Puts a new request in a slot, queued behind those already waiting.
     fn enqueue(
         &mut self,
-        mut cb: Aiocb,
+        cb: Aiocb,
+        release: Option<Release>,
         waker: Option<Waker>,
         group: Option<(Arc<Group>, usize)>,
-        ticket: Option<Ticket>,
+        hold: Option<Hold>,
     ) -> Token {
         let generation = self.next_generation;
-        self.next_generation = (self.next_generation + 1) & (usize::MAX >> HALF);
-        if self.next_generation == 0 {
-            self.next_generation = 1;
-        }
+        self.next_generation = self.next_generation % GENERATION_MAX + 1;
         let entry = self.slots.vacant_entry();
         let token = Token::new(entry.key(), generation);
-        cb.set_notify(self.signo, token.0);
         entry.insert(Slot {
             generation,
+            group,
             cb: Some(cb),
             state: State::Queued(waker),
             started: false,
-            group,
-            ticket,
+            quiet: false,
+            idle_refusals: 0,
+            holds: [hold, None],
+            release,
         });
         add(&QUEUED, 1);
         self.queue.push_back(token);
         token
-    }
-
-    /// Whether `n` more slots still have an index that fits in a token.
-    fn has_room(&self, n: usize) -> bool {
-        self.slots.len().saturating_add(n) <= INDEX_MASK
     }
 
     /// Counts the requests of `tokens` that still wait for a place.
@@ -233,15 +158,16 @@ impl Table {
     pub(crate) fn submit(
         &mut self,
         cb: Aiocb,
+        release: Option<Release>,
         waker: &Waker,
-        ticket: Option<Ticket>,
+        hold: Option<Hold>,
         out: &mut AfterUnlock,
     ) -> Result<Token, (io::Error, Aiocb)> {
         if !self.has_room(1) {
             return Err((too_many(), cb));
         }
         // Through the queue, so requests start in the order they came.
-        let token = self.enqueue(cb, Some(waker.clone()), None, ticket);
+        let token = self.enqueue(cb, release, Some(waker.clone()), None, hold);
         self.fill(out);
         self.count_waiting(&[token]);
         Ok(token)
@@ -251,44 +177,25 @@ impl Table {
     /// `lio_listio`) as far as the in-flight limit allows, the rest queued.
     pub(crate) fn submit_group(
         &mut self,
-        cbs: Vec<Aiocb>,
+        reqs: Vec<(Aiocb, Option<Release>)>,
         group: &Arc<Group>,
-        ticket: Option<Ticket>,
+        hold: Option<Hold>,
         out: &mut AfterUnlock,
     ) -> Result<Vec<Token>, (io::Error, Vec<Aiocb>)> {
-        if !self.has_room(cbs.len()) {
-            return Err((too_many(), cbs));
+        if !self.has_room(reqs.len()) {
+            return Err((too_many(), reqs.into_iter().map(|(cb, _)| cb).collect()));
         }
-        let tokens: Vec<Token> = cbs
+        let tokens: Vec<Token> = reqs
             .into_iter()
             .enumerate()
-            .map(|(index, cb)| {
+            .map(|(index, (cb, release))| {
                 let group = Some((Arc::clone(group), index));
-                self.enqueue(cb, None, group, ticket.clone())
+                self.enqueue(cb, release, None, group, hold.clone())
             })
             .collect();
         self.fill(out);
         self.count_waiting(&tokens);
         Ok(tokens)
-    }
-
-    /// Records that the request of `key` is now in the OS.
-    fn mark_started(&mut self, key: usize) {
-        let slot = &mut self.slots[key];
-        if !slot.started {
-            slot.started = true;
-            add(&SUBMITTED, 1);
-        }
-        self.in_flight += 1;
-        add(&IN_FLIGHT, 1);
-        slot.state = match std::mem::replace(&mut slot.state, State::Orphaned) {
-            State::Queued(w) | State::Submitted(w) => State::Submitted(w),
-            State::QueuedDetached => {
-                add(&ORPHANED, 1);
-                State::Orphaned
-            }
-            other => other,
-        };
     }
 
     /// Removes a finished slot, giving its result and aiocb.
@@ -300,13 +207,6 @@ impl Table {
             // inside `start_list`, which puts every aiocb back before returning.
             _ => unreachable!("aiofs: internal: removed a slot that was not done"),
         }
-    }
-
-    /// `aio_*` for a queued slot.
-    fn start(&mut self, key: usize) -> io::Result<()> {
-        self.slots[key].cb().submit()?;
-        self.mark_started(key);
-        Ok(())
     }
 
     /// The result, if the request is finished; otherwise the waker is kept.
@@ -334,13 +234,22 @@ impl Table {
     }
 
     /// The future of `token` lets go but wants the request to run: a queued one
-    /// is submitted when there is room. The driver frees it when it completes.
-    pub(crate) fn detach(&mut self, token: Token, out: &mut AfterUnlock) {
+    /// is submitted when there is room; `hold` keeps its runtime from finishing
+    /// its shutdown until it is done. The driver frees it when it completes.
+    pub(crate) fn detach(&mut self, token: Token, hold: Option<Hold>, out: &mut AfterUnlock) {
         let Some(key) = self.lookup(token) else {
             return;
         };
-        match self.slots[key].state {
-            State::Queued(_) => self.slots[key].state = State::QueuedDetached,
+        let slot = &mut self.slots[key];
+        match slot.state {
+            State::Queued(_) => {
+                slot.state = State::QueuedDetached;
+                slot.holds[1] = hold;
+            }
+            State::Submitted(_) => {
+                slot.holds[1] = hold;
+                self.orphan(token, out);
+            }
             _ => self.orphan(token, out),
         }
     }
@@ -355,9 +264,9 @@ impl Table {
             State::Queued(_) => {
                 // Not in the OS: free it now (its stale token in `queue` is skipped).
                 sub(&QUEUED, 1);
-                out.freed.extend(self.slots.remove(key).cb);
+                self.free_now(key, out);
             }
-            State::Done(_) => out.freed.extend(self.slots.remove(key).cb),
+            State::Done(_) => self.free_now(key, out),
             State::QueuedDetached => {}
             State::Submitted(_) => {
                 slot.state = State::Orphaned;
@@ -372,11 +281,21 @@ impl Table {
         }
     }
 
-    /// A completion signal named `token`.
+    /// Frees a slot the OS does not hold, with what it carries.
+    fn free_now(&mut self, key: usize, out: &mut AfterUnlock) {
+        let mut slot = self.slots.remove(key);
+        out.released.extend(slot.release.take());
+        out.holds
+            .extend(slot.holds.iter_mut().filter_map(Option::take));
+        out.freed.extend(slot.cb);
+    }
+
+    /// A completion signal named `token`: collects its request if `aio_error`
+    /// says it finished.
     pub(crate) fn complete(&mut self, token: Token, out: &mut AfterUnlock) {
         match self.lookup(token) {
-            Some(key) if matches!(self.slots[key].state, State::Submitted(_) | State::Orphaned) => {
-                if !self.reap(key, out) {
+            Some(key) if self.slots[key].in_os() => {
+                if self.reap(key, out) == Reaped::Running {
                     // The truth (`aio_error`) says not finished: a forged signal.
                     add(&STALE_TOKENS, 1);
                 }
@@ -385,102 +304,147 @@ impl Table {
         }
     }
 
-    /// `aio_error` on every request in the OS.
-    pub(crate) fn scan(&mut self, out: &mut AfterUnlock) {
+    /// `aio_error` on every request in the OS. Returns how many finished, and
+    /// whether any of them had lost its result to a full signal queue.
+    pub(crate) fn scan(&mut self, out: &mut AfterUnlock) -> (u64, bool) {
         add(&SCANS, 1);
         let mut keys = std::mem::take(&mut self.scratch);
         keys.clear();
-        keys.extend(
-            self.slots
-                .iter()
-                .filter(|(_, s)| matches!(s.state, State::Submitted(_) | State::Orphaned))
-                .map(|(k, _)| k),
-        );
+        keys.extend(self.slots.iter().filter(|(_, s)| s.in_os()).map(|(k, _)| k));
+        let (mut found, mut lost) = (0, false);
         for &key in &keys {
-            self.reap(key, out);
+            match self.reap(key, out) {
+                Reaped::Running => {}
+                Reaped::Done => found += 1,
+                Reaped::Again => {
+                    found += 1;
+                    lost = true;
+                }
+            }
         }
         self.scratch = keys;
+        add(&LOST_SIGNALS, found);
+        (found, lost)
     }
 
-    /// Every waiting future's waker (the signal notifier's reader went away).
-    pub(crate) fn all_wakers(&self, out: &mut AfterUnlock) {
-        for (_, slot) in &self.slots {
-            if let State::Queued(Some(w)) | State::Submitted(Some(w)) = &slot.state {
-                out.wakers.push(w.clone());
+    /// `aio_error` on the quiet requests only (they send no signal).
+    pub(crate) fn poll_quiet(&mut self, out: &mut AfterUnlock) {
+        let mut quiet = std::mem::take(&mut self.quiet);
+        quiet.retain(|&token| match self.lookup(token) {
+            Some(key) if self.slots[key].in_os() && self.slots[key].quiet => {
+                self.reap(key, out) == Reaped::Running
             }
-            if let (State::Queued(_) | State::Submitted(_), Some((group, _))) =
-                (&slot.state, &slot.group)
-                && let Some(w) = group.waker.take()
-            {
-                out.wakers.push(w);
-            }
-        }
+            _ => false,
+        });
+        // `reap` may have added requests run again meanwhile.
+        quiet.append(&mut self.quiet);
+        self.quiet = quiet;
     }
 
     /// Collects the result of `key` if `aio_error` says it is finished.
-    fn reap(&mut self, key: usize, out: &mut AfterUnlock) -> bool {
+    pub(super) fn reap(&mut self, key: usize, out: &mut AfterUnlock) -> Reaped {
         let slot = &mut self.slots[key];
         let Status::Done(code) = slot.cb().status() else {
-            return false;
+            return Reaped::Running;
         };
         let res = slot.cb().reap(code);
-        self.in_flight -= 1;
         let orphaned = matches!(slot.state, State::Orphaned);
-        if !orphaned {
-            sub(&IN_FLIGHT, 1);
-        }
-        if code == libc::EAGAIN && !orphaned && !self.slots[key].cb().is_idempotent() {
-            // An O_APPEND write: running it again could append twice.
-            let err = io::Error::other(
-                "aiofs: outcome unknown: glibc could not queue the completion signal \
-                 (RLIMIT_SIGPENDING full) of an O_APPEND write; the data may or may not have been appended",
-            );
-            return self.finish(key, Err(err), out);
-        }
-        if code == libc::EAGAIN && !orphaned {
-            // The I/O may have happened, but glibc could not queue the completion
-            // signal (RLIMIT_SIGPENDING) and replaced the result with -1/EAGAIN.
-            // The outcome is unknown; positioned requests are idempotent: run it again.
-            add(&EAGAIN_RETRIES, 1);
-            match self.start(key) {
-                Ok(()) => return true,
-                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
-                    let slot = &mut self.slots[key];
-                    slot.state = match std::mem::replace(&mut slot.state, State::Orphaned) {
-                        State::Submitted(w) => State::Queued(w),
-                        other => other,
-                    };
-                    add(&QUEUED, 1);
-                    let token = Token::new(key, slot.generation);
-                    self.queue.push_front(token);
-                    return true;
-                }
-                Err(e) => return self.finish(key, Err(e), out),
+        if code == libc::EAGAIN && !slot.quiet {
+            let cb = slot.cb();
+            if !cb.is_idempotent() {
+                // An O_APPEND write: running it again could append twice.
+                self.leave_os(key);
+                self.finish(key, Err(io::Error::other(OutcomeUnknown)), out);
+                return Reaped::Done;
+            }
+            if !orphaned || cb.is_write() {
+                // The I/O may have happened, but glibc could not queue the
+                // completion signal and replaced the result with -1/EAGAIN.
+                // Positioned requests are idempotent: run it again, without a
+                // signal this time, so glibc keeps the result whatever the queue.
+                // (An orphaned read is not worth it: nobody wants its data.)
+                add(&QUIET_RESUBMITS, 1);
+                add(&EAGAIN_RETRIES, 1);
+                slot.quiet = true;
+                slot.cb().set_notify(Notify::Quiet);
+                return match slot.cb().submit() {
+                    Ok(()) => {
+                        self.quiet.push(Token::new(key, slot.generation));
+                        out.kick_timer = true;
+                        Reaped::Again
+                    }
+                    Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
+                        // glibc is short of threads or memory: wait in the queue.
+                        self.leave_os(key);
+                        self.requeue_front(key);
+                        Reaped::Again
+                    }
+                    Err(e) => {
+                        self.leave_os(key);
+                        self.finish(key, Err(e), out);
+                        Reaped::Done
+                    }
+                };
             }
         }
-        self.finish(key, res, out)
+        // Final. A quiet request's EAGAIN is the I/O's own (`WouldBlock`).
+        self.leave_os(key);
+        self.finish(key, res, out);
+        Reaped::Done
     }
 
-    fn finish(&mut self, key: usize, res: io::Result<usize>, out: &mut AfterUnlock) -> bool {
+    /// The request of `key` is no longer in the OS: the table's count and the
+    /// `in_flight` gauge (an orphan leaves the gauge when it is freed).
+    fn leave_os(&mut self, key: usize) {
+        self.in_flight -= 1;
+        if !matches!(self.slots[key].state, State::Orphaned) {
+            sub(&IN_FLIGHT, 1);
+        }
+    }
+
+    /// Puts a request that left the OS back at the front of the queue.
+    fn requeue_front(&mut self, key: usize) {
+        let slot = &mut self.slots[key];
+        slot.state = match std::mem::replace(&mut slot.state, State::Orphaned) {
+            State::Submitted(w) => State::Queued(w),
+            State::Orphaned => {
+                // Still detached: it runs when there is room, then is freed.
+                sub(&IN_FLIGHT, 1);
+                sub(&ORPHANED, 1);
+                State::QueuedDetached
+            }
+            other => other,
+        };
+        add(&QUEUED, 1);
+        let token = Token::new(key, slot.generation);
+        self.queue.push_front(token);
+    }
+
+    /// Records the final result of a request that is not in the OS: wakes its
+    /// future, or frees it if nobody waits.
+    pub(super) fn finish(&mut self, key: usize, res: io::Result<usize>, out: &mut AfterUnlock) {
         let slot = &mut self.slots[key];
         if slot.started {
             add(&COMPLETED, 1);
         }
-        out.tickets.extend(slot.ticket.take());
+        out.released.extend(slot.release.take());
+        out.holds
+            .extend(slot.holds.iter_mut().filter_map(Option::take));
         match std::mem::replace(&mut slot.state, State::Done(res)) {
             State::Orphaned => {
                 out.orphans += 1;
                 out.freed.extend(self.slots.remove(key).cb);
             }
+            // Detached and refused at submission: nobody will collect it.
+            State::QueuedDetached => out.freed.extend(self.slots.remove(key).cb),
             State::Submitted(w) | State::Queued(w) => {
                 if let Some((group, index)) = &slot.group {
                     group.finished(*index, out);
                 }
                 out.wakers.extend(w);
             }
-            _ => {}
+            State::Done(_) => {}
         }
-        true
     }
 
     /// The finished requests `tokens` of a group, removed from the table.
@@ -495,110 +459,5 @@ impl Table {
             res.push(self.remove_done(key));
         }
         res
-    }
-
-    /// Submits queued requests while there is room: several at once with one
-    /// `lio_listio`, one alone with `aio_read`/`aio_write`/`aio_fsync`.
-    pub(crate) fn fill(&mut self, out: &mut AfterUnlock) {
-        // Called on every submission and completion: reuse one list.
-        let mut run = std::mem::take(&mut self.run);
-        loop {
-            let room = self.limit.saturating_sub(self.in_flight);
-            if room == 0 {
-                break;
-            }
-            // The next startable requests, oldest first.
-            run.clear();
-            while run.len() < room {
-                let Some(token) = self.queue.pop_front() else {
-                    break;
-                };
-                let Some(key) = self.lookup(token) else {
-                    continue; // dropped while queued
-                };
-                if matches!(
-                    self.slots[key].state,
-                    State::Queued(_) | State::QueuedDetached
-                ) {
-                    run.push((token, key));
-                }
-            }
-            if run.is_empty() {
-                break;
-            }
-            // Group members always go through `lio_listio` (they came in one
-            // call); other requests when the switch allows.
-            let listable = run.len() >= 2
-                && (self.listio || run.iter().all(|&(_, k)| self.slots[k].group.is_some()))
-                && run.iter().all(|&(_, k)| self.slots[k].cb().is_listable());
-            let stalled = if listable {
-                self.start_list(&run, out)
-            } else {
-                self.start_each(&run, out)
-            };
-            if stalled {
-                break;
-            }
-        }
-        run.clear();
-        self.run = run;
-    }
-
-    /// Starts `run` one by one; on `EAGAIN` puts the rest back at the front of
-    /// the queue and returns true (retried after the next completion).
-    fn start_each(&mut self, run: &[(Token, usize)], out: &mut AfterUnlock) -> bool {
-        for (i, &(_, key)) in run.iter().enumerate() {
-            match self.start(key) {
-                Ok(()) => sub(&QUEUED, 1),
-                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
-                    add(&EAGAIN_RETRIES, 1);
-                    for &(t, _) in run[i..].iter().rev() {
-                        self.queue.push_front(t);
-                    }
-                    return true;
-                }
-                Err(e) => {
-                    sub(&QUEUED, 1);
-                    self.finish(key, Err(e), out);
-                }
-            }
-        }
-        false
-    }
-
-    /// Starts `run` with one `lio_listio`.
-    fn start_list(&mut self, run: &[(Token, usize)], out: &mut AfterUnlock) -> bool {
-        let mut cbs: Vec<Aiocb> = run
-            .iter()
-            .filter_map(|&(_, k)| self.slots[k].cb.take())
-            .collect();
-        let results = {
-            let mut refs: Vec<&mut Aiocb> = cbs.iter_mut().collect();
-            crate::sys::aio::lio_listio(&mut refs)
-        };
-        add(&LISTIO_CALLS, 1);
-        add(&LISTIO_REQUESTS, run.len() as u64);
-        let mut again = Vec::new();
-        for ((&(token, key), cb), res) in run.iter().zip(cbs.drain(..)).zip(results) {
-            self.slots[key].cb = Some(cb);
-            match res {
-                Ok(()) => {
-                    sub(&QUEUED, 1);
-                    self.mark_started(key);
-                }
-                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
-                    add(&EAGAIN_RETRIES, 1);
-                    again.push(token);
-                }
-                Err(e) => {
-                    sub(&QUEUED, 1);
-                    self.finish(key, Err(e), out);
-                }
-            }
-        }
-        for &t in again.iter().rev() {
-            self.queue.push_front(t);
-        }
-        !again.is_empty()
     }
 }

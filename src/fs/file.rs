@@ -1,38 +1,23 @@
-//! `File`: positioned, owned-buffer AIO on a shared descriptor.
+//! `File`: positioned, owned-buffer AIO on a shared descriptor, and the
+//! `tokio::fs::File` stream on top of it.
 
 use std::fmt;
 use std::fs::{Metadata, Permissions};
 use std::future::{Future, poll_fn};
 use std::io::{self, SeekFrom};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::path::Path;
 use tokio::io::{AsyncRead, AsyncSeek, AsyncWrite, ReadBuf};
 
-use super::stream::Stream;
+use super::stream::{Shared, Target};
 use super::{OpenOptions, asyncify};
 use crate::BufResult;
 use crate::buf::{IoBuf, IoBufMut};
-use crate::driver::stats;
-use crate::ops::{self, ReadAt, ReadvAt, Sync, WriteAt, WritevAt};
-use crate::sys::aio::SyncMode;
-use crate::sys::fd::FdRef;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-/// The descriptor pool of an `O_DIRECT` file, by default.
-const DIRECT_POOL: usize = 8;
-/// The largest descriptor pool.
-const MAX_POOL: usize = 64;
-
-/// A file's descriptor pool for positioned reads.
-#[derive(Debug, Default)]
-struct Pool {
-    /// 0: not decided yet (8 for O_DIRECT, else 1).
-    size: AtomicUsize,
-    fds: std::sync::Mutex<Vec<FdRef>>,
-}
+use crate::ops::{self, OpenFile, ReadAt, ReadKind, ReadvAt, Sync, SyncMode, WriteAt, WritevAt};
 
 /// Tokio's default for `max_buf_size`: 2 MiB.
 const DEFAULT_MAX_BUF_SIZE: usize = 2 * 1024 * 1024;
@@ -75,19 +60,22 @@ const DEFAULT_MAX_BUF_SIZE: usize = 2 * 1024 * 1024;
 /// # }
 /// ```
 pub struct File {
-    fd: FdRef,
+    file: Arc<OpenFile>,
+    /// Position, read-ahead and write-behind, shared with the clones.
+    shared: Arc<Shared>,
     max_buf_size: usize,
-    /// Descriptors for this file's positioned reads.
-    pool: Box<Pool>,
-    /// Position, read-ahead and write-behind of `AsyncRead`/`AsyncWrite`/`AsyncSeek`.
-    /// `&mut self` methods use it without locking; `&self` ones lock it.
-    stream: Box<tokio::sync::Mutex<Stream>>,
+    /// This handle's waits on the stream's writes (kept across polls): before
+    /// a read, and for a flush.
+    settle: Target,
+    flush: Target,
+    /// A seek started by `start_seek`, completed by `poll_complete`.
+    seek: Option<SeekFrom>,
 }
 
 impl fmt::Debug for File {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("File")
-            .field("fd", &self.fd.raw())
+            .field("fd", &self.file.fd().as_raw_fd())
             .field("max_buf_size", &self.max_buf_size)
             .finish()
     }
@@ -186,74 +174,44 @@ impl File {
     /// # }
     /// ```
     pub fn from_std(std: std::fs::File) -> File {
-        File::from_fd(FdRef::new(std), DEFAULT_MAX_BUF_SIZE)
+        File::from_open_file(OpenFile::from_owned(std.into()), Shared::new())
     }
 
-    fn from_fd(fd: FdRef, max_buf_size: usize) -> File {
+    pub(crate) fn from_open_file(file: Arc<OpenFile>, shared: Arc<Shared>) -> File {
         File {
-            fd,
-            max_buf_size,
-            pool: Box::default(),
-            stream: Box::new(tokio::sync::Mutex::new(Stream::new())),
+            file,
+            shared,
+            max_buf_size: DEFAULT_MAX_BUF_SIZE,
+            settle: None,
+            flush: None,
+            seek: None,
         }
     }
 
-    pub(crate) fn fd(&self) -> &FdRef {
-        &self.fd
+    pub(crate) fn open_file(&self) -> &Arc<OpenFile> {
+        &self.file
     }
 
-    /// The descriptor for the next positioned read: the file's own, or one of
-    /// its pool, in turn.
-    pub(crate) fn read_fd(&self) -> FdRef {
-        let size = self.fd_pool();
-        if size <= 1 {
-            return self.fd.clone();
-        }
-        let mut fds = self.pool.fds.lock().unwrap_or_else(|e| e.into_inner());
-        while fds.len() < size - 1 {
-            // A duplicate shares the open file description (flags, O_DIRECT).
-            match self.fd.std().try_clone() {
-                Ok(std) => {
-                    stats::add(&stats::POOL_FDS, 1);
-                    fds.push(FdRef::new(std));
-                }
-                // Out of descriptors: make do with those there are.
-                Err(_) => break,
-            }
-        }
-        // The least busy descriptor: each request in flight (or future not yet
-        // finished) holds a reference to its descriptor; the pool and the
-        // `File` hold one each.
-        let own = self.fd.holders();
-        let best = fds
-            .iter()
-            .take(size - 1)
-            .enumerate()
-            .min_by_key(|(i, fd)| (fd.holders(), *i));
-        match best {
-            Some((_, fd)) if fd.holders() < own => {
-                stats::add(&stats::POOL_REQUESTS, 1);
-                fd.clone()
-            }
-            _ => self.fd.clone(),
-        }
-    }
-
-    /// Spreads this file's positioned reads over `n` descriptors (the file's own
-    /// and `n - 1` duplicates, made when first needed).
+    /// Spreads this file's positioned reads over up to `n` descriptors (the
+    /// file's own and `n - 1` duplicates).
     ///
     /// glibc runs one request per descriptor at a time, so one descriptor gives
-    /// a queue depth of one to the device. The default is 8 for an `O_DIRECT`
-    /// file, where a disk needs many requests at once to reach its rate (8 was
-    /// the best of 4, 8 and 16 at queue depth 32 in `benches/direct.rs` on a
-    /// 2-core VM: more descriptors cost more thread wake-ups than they gain), and
-    /// 1 otherwise: cached reads are fastest on one
-    /// descriptor (one glibc worker drains the queue without waking others).
+    /// a queue depth of one to the device. Duplicates are made when the reads
+    /// in flight need them (every descriptor already runs one) and closed
+    /// after two seconds unused; the whole process keeps at most
+    /// [`Config::max_pool_fds`](crate::Config::max_pool_fds) of them, and a
+    /// read runs on the descriptors there are when no more can be had. By
+    /// default a file spreads its reads over up to 8 descriptors when they
+    /// wait for the device (an `O_DIRECT` file, or reads the page cache
+    /// missed), over 2 for the stream's read-ahead, and keeps other reads on
+    /// its own descriptor (cached reads are fastest on one: one glibc worker
+    /// drains the queue without waking others). `set_fd_pool(n)` replaces all
+    /// of these with `n`, between 1 and 64.
+    ///
     /// Writes always use the file's own descriptor, in the order they were
     /// submitted, so two writes to overlapping ranges are never reordered.
-    /// `n` is taken between 1 and 64. A read is assigned its descriptor when
-    /// `read_at` is called (`stats().pool_requests` counts those sent to a
-    /// duplicate).
+    /// `stats().pool_fds` counts the duplicates open, `pool_requests` the reads
+    /// sent to one.
     ///
     /// # Examples
     ///
@@ -267,25 +225,14 @@ impl File {
     /// # }
     /// ```
     pub fn set_fd_pool(&self, n: usize) {
-        self.pool
-            .size
-            .store(n.clamp(1, MAX_POOL), Ordering::Relaxed);
+        self.file.set_pool_size(n);
     }
 
-    /// The number of descriptors this file's positioned reads are spread over.
+    /// The most descriptors this file's positioned reads (other than those
+    /// that missed the page cache) are spread over: `set_fd_pool`'s value, or
+    /// 8 for an `O_DIRECT` file and 1 otherwise.
     pub fn fd_pool(&self) -> usize {
-        match self.pool.size.load(Ordering::Relaxed) {
-            0 => {
-                let n = if self.fd.direct_alignment().is_some() {
-                    DIRECT_POOL
-                } else {
-                    1
-                };
-                self.pool.size.store(n, Ordering::Relaxed);
-                n
-            }
-            n => n,
-        }
+        self.file.pool_size(ReadKind::Plain)
     }
 
     /// Reads consecutive ranges from `pos` into `bufs` (each up to its capacity),
@@ -319,7 +266,7 @@ impl File {
     /// # }
     /// ```
     pub fn readv_at<B: IoBufMut>(&self, bufs: Vec<B>, pos: u64) -> ReadvAt<B> {
-        ReadvAt::new(self, bufs, pos)
+        ReadvAt::new(&self.file, bufs, pos)
     }
 
     /// Writes `bufs` (their initialised bytes) to consecutive ranges from `pos`,
@@ -345,20 +292,39 @@ impl File {
     /// # }
     /// ```
     pub fn writev_at<B: IoBuf>(&self, bufs: Vec<B>, pos: u64) -> WritevAt<B> {
-        WritevAt::new(self, bufs, pos)
+        WritevAt::new(&self.file, bufs, pos)
     }
 
-    /// Waits for the stream's pending writes (write-behind) to be in the file.
+    /// Writes the stream's buffered data and waits for it, reporting the first
+    /// error (`sync_all`, `sync_data`).
     async fn flush_stream(&self) -> io::Result<()> {
-        let mut stream = self.stream.lock().await;
-        poll_fn(|cx| stream.poll_flush(cx, &self.fd)).await
+        let mut target = None;
+        poll_fn(|cx| {
+            self.shared
+                .with(cx, |s, cx| s.poll_flush(cx, &self.file, &mut target))
+        })
+        .await
+    }
+
+    /// Waits for the stream's writes made before the call to be written or to
+    /// fail, without reporting errors (`metadata`, `set_len`).
+    async fn settle_stream(&self) {
+        let mut target = None;
+        poll_fn(|cx| {
+            self.shared
+                .with(cx, |s, cx| s.poll_quiesce(cx, &self.file, &mut target))
+        })
+        .await
     }
 
     /// The `std::fs::File` back, once the buffered writes are written and every
-    /// request on this file has finished (requests whose futures were dropped
-    /// included). Its offset is set to the stream position.
+    /// request submitted on this file has finished (requests whose futures were
+    /// dropped included). Its offset is set to the stream position.
     ///
-    /// An error of the buffered writes cannot be returned here: call
+    /// A request future of this file created before and polled after this
+    /// call fails (`ErrorKind::NotConnected`) without touching the descriptor,
+    /// which by then belongs to the `std::fs::File`. An error of the buffered
+    /// writes cannot be returned here: call
     /// [`flush`](tokio::io::AsyncWriteExt::flush) first to see it.
     ///
     /// # Cancel safety
@@ -380,30 +346,24 @@ impl File {
     /// # }
     /// ```
     pub async fn into_std(mut self) -> std::fs::File {
-        {
-            let stream = self.stream.get_mut();
-            let _ = poll_fn(|cx| stream.poll_flush(cx, &self.fd)).await;
-            let _ = stream.sync_offset(&self.fd);
-        }
-        let mut fd = self.fd.clone();
-        // Reads on the pool's duplicates are this file's requests too.
-        let pool: Vec<FdRef> = self
-            .pool
-            .fds
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let _ = poll_fn(|cx| {
+            let (file, flush) = (&self.file, &mut self.flush);
+            self.shared.with(cx, |s, cx| s.poll_flush(cx, file, flush))
+        })
+        .await;
+        let _ = poll_fn(|cx| {
+            let file = &self.file;
+            self.shared.with(cx, |s, cx| s.poll_sync_offset(cx, file))
+        })
+        .await;
+        let file = Arc::clone(&self.file);
         drop(self);
-        for dup in &pool {
-            poll_fn(|cx| dup.poll_unique(cx)).await;
-        }
-        drop(pool);
-        loop {
-            poll_fn(|cx| fd.poll_unique(cx)).await;
-            match fd.try_unwrap() {
-                Ok(std) => return std,
-                Err(back) => fd = back,
-            }
+        poll_fn(|cx| file.poll_close(cx)).await;
+        match file.take_fd() {
+            Some(fd) => std::fs::File::from(fd),
+            // Only `into_std` and `try_into_std` take it, and each consumes
+            // the only `File` of this `OpenFile`.
+            None => unreachable!("aiofs: internal: descriptor taken twice"),
         }
     }
 
@@ -412,7 +372,7 @@ impl File {
     ///
     /// # Errors
     ///
-    /// Gives a `File` back if any request still holds the descriptor or
+    /// Gives the `File` back if any request still uses the descriptor or
     /// written data is still buffered.
     ///
     /// # Examples
@@ -424,17 +384,60 @@ impl File {
     /// # let _ = std; Ok(())
     /// # }
     /// ```
-    pub fn try_into_std(mut self) -> Result<std::fs::File, File> {
-        let stream = self.stream.get_mut();
-        if stream.has_pending_writes() {
+    pub fn try_into_std(self) -> Result<std::fs::File, File> {
+        if self.shared.with_now(|s| s.has_pending_writes()) || !self.file.is_idle() {
             return Err(self);
         }
-        let _ = stream.sync_offset(&self.fd);
-        let max_buf_size = self.max_buf_size;
-        let fd = self.fd.clone();
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let synced = self
+            .shared
+            .with_now(|s| s.poll_sync_offset(&mut cx, &self.file));
+        if synced.is_pending() || self.file.poll_close(&mut cx).is_pending() {
+            // The offset needs the file's size (after an O_APPEND write), or a
+            // request started meanwhile.
+            return Err(self);
+        }
+        let file = Arc::clone(&self.file);
         drop(self);
-        fd.try_unwrap()
-            .map_err(|fd| File::from_fd(fd, max_buf_size))
+        match file.take_fd() {
+            Some(fd) => Ok(std::fs::File::from(fd)),
+            None => unreachable!("aiofs: internal: descriptor taken twice"),
+        }
+    }
+
+    /// Gives up the data written through `AsyncWrite` that is not in the file
+    /// and is not being written now (buffered bytes, and writes that failed,
+    /// which a flush would otherwise retry), with the error not yet reported.
+    /// Returns the number of bytes given up.
+    ///
+    /// A write that keeps failing (`EBADF`, `EFBIG`, `ENOSPC` that will not
+    /// clear) is reported by every `flush` until its data is written or given
+    /// up: this is how to give it up. The file and its clones share the
+    /// buffers: this gives up theirs too.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// use tokio::io::AsyncWriteExt;
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("f");
+    /// # std::fs::write(&path, b"")?;
+    /// // Opened read-only: every write fails with EBADF.
+    /// let mut file = aiofs::File::open(&path).await?;
+    /// file.write_all(b"lost").await?; // buffered: accepted
+    /// assert!(file.flush().await.is_err());
+    /// assert!(file.flush().await.is_err()); // retried, fails again
+    /// assert_eq!(file.discard_unwritten(), 4);
+    /// file.flush().await?; // nothing left to write
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn discard_unwritten(&mut self) -> u64 {
+        self.flush = None;
+        self.settle = None;
+        self.shared.with_now(|s| s.discard_unwritten())
     }
 
     /// Reads from `pos` into `buf`, from its start up to its capacity
@@ -477,7 +480,7 @@ impl File {
     /// # }
     /// ```
     pub fn read_at<B: IoBufMut>(&self, buf: B, pos: u64) -> ReadAt<B> {
-        ReadAt::new(self.read_fd(), buf, pos)
+        ReadAt::new(Arc::clone(&self.file), buf, pos)
     }
 
     /// Reads exactly the buffer's capacity from `pos`, looping on short counts;
@@ -515,7 +518,7 @@ impl File {
         buf: B,
         pos: u64,
     ) -> impl Future<Output = BufResult<(), B>> + Send + 'static {
-        ops::read_exact_at(self.read_fd(), buf, pos)
+        ops::read_exact_at(Arc::clone(&self.file), buf, pos)
     }
 
     /// Writes the buffer's initialised bytes ([`IoBuf::bytes_init`]) at `pos`;
@@ -553,7 +556,7 @@ impl File {
     /// # }
     /// ```
     pub fn write_at<B: IoBuf>(&self, buf: B, pos: u64) -> WriteAt<B> {
-        WriteAt::new(self.fd.clone(), buf, pos)
+        WriteAt::new(Arc::clone(&self.file), buf, pos)
     }
 
     /// Writes all of the buffer's initialised bytes at `pos`, looping on short
@@ -584,7 +587,7 @@ impl File {
         buf: B,
         pos: u64,
     ) -> impl Future<Output = BufResult<(), B>> + Send + 'static {
-        ops::write_all_at(self.fd.clone(), buf, pos)
+        ops::write_all_at(Arc::clone(&self.file), buf, pos)
     }
 
     /// Flushes data and metadata to the device: `aio_fsync(O_SYNC)`.
@@ -615,7 +618,7 @@ impl File {
     /// ```
     pub async fn sync_all(&self) -> io::Result<()> {
         self.flush_stream().await?;
-        Sync::new(self.fd.clone(), SyncMode::All).await
+        Sync::new(Arc::clone(&self.file), SyncMode::All).await
     }
 
     /// Flushes data (and the metadata needed to read it back) to the device:
@@ -641,11 +644,12 @@ impl File {
     /// ```
     pub async fn sync_data(&self) -> io::Result<()> {
         self.flush_stream().await?;
-        Sync::new(self.fd.clone(), SyncMode::Data).await
+        Sync::new(Arc::clone(&self.file), SyncMode::Data).await
     }
 
-    /// The file's metadata (`fstat`, on Tokio's blocking pool), after the writes
-    /// buffered by `AsyncWrite`.
+    /// The file's metadata (`fstat`, on Tokio's blocking pool), once the writes
+    /// buffered by `AsyncWrite` before the call are written (or failed: their
+    /// error is not reported here, but by the next write, flush or sync).
     ///
     /// # Errors
     ///
@@ -662,13 +666,16 @@ impl File {
     /// # }
     /// ```
     pub async fn metadata(&self) -> io::Result<Metadata> {
-        self.flush_stream().await?;
-        let fd = self.fd.clone();
-        asyncify(move || fd.std().metadata()).await
+        self.settle_stream().await;
+        let file = Arc::clone(&self.file);
+        asyncify(move || file.with_std(|f| f.metadata())).await
     }
 
-    /// Truncates or extends the file to `size` bytes (`ftruncate`), after the
-    /// writes buffered by `AsyncWrite`. The stream position does not change.
+    /// Truncates or extends the file to `size` bytes (`ftruncate`), once the
+    /// writes buffered by `AsyncWrite` before the call are written (or failed:
+    /// their error is reported by the next write, flush or sync). The stream
+    /// position does not change; read-ahead of this file and its clones is
+    /// dropped.
     ///
     /// # Errors
     ///
@@ -687,17 +694,16 @@ impl File {
     /// # }
     /// ```
     pub async fn set_len(&self, size: u64) -> io::Result<()> {
-        let mut stream = self.stream.lock().await;
-        poll_fn(|cx| stream.poll_flush(cx, &self.fd)).await?;
-        stream.discard_read_ahead();
-        let fd = self.fd.clone();
+        self.settle_stream().await;
+        let file = Arc::clone(&self.file);
         let res = asyncify(move || {
-            let res = fd.std().set_len(size);
-            fd.bump_epoch();
+            let res = file.with_std(|f| f.set_len(size));
+            // Done (or failed part-way): read-ahead older than this is stale.
+            file.description().bump_epoch();
             res
         })
         .await;
-        drop(stream);
+        self.shared.with_now(|s| s.discard_read_ahead());
         res
     }
 
@@ -719,14 +725,21 @@ impl File {
     /// # }
     /// ```
     pub async fn set_permissions(&self, perm: Permissions) -> io::Result<()> {
-        let fd = self.fd.clone();
-        asyncify(move || fd.std().set_permissions(perm)).await
+        let file = Arc::clone(&self.file);
+        asyncify(move || file.with_std(|f| f.set_permissions(perm))).await
     }
 
     /// A new `File` on a duplicate of the descriptor (`dup`), sharing the open
-    /// file description. Buffered writes are written first; the clone shares the
-    /// stream position (as a `dup`'ed descriptor shares its offset), each with its
-    /// own buffers.
+    /// file description, as `tokio::fs::File::try_clone`. The data written
+    /// through `AsyncWrite` before the call is written first.
+    ///
+    /// As `dup`'ed descriptors share their offset, the clones share one stream:
+    /// one position (each read or write through any of them moves it, atomically:
+    /// two clones writing at once never write over each other, two reading at
+    /// once never read the same bytes), one read-ahead and one write-behind
+    /// buffer (a flush through any of them writes what any of them buffered).
+    /// Writes through any of them, positioned or not, and `set_len`, drop the
+    /// read-ahead of all of them.
     ///
     /// # Errors
     ///
@@ -743,19 +756,19 @@ impl File {
     /// # }
     /// ```
     pub async fn try_clone(&self) -> io::Result<File> {
-        {
-            let mut stream = self.stream.lock().await;
-            poll_fn(|cx| stream.poll_flush(cx, &self.fd)).await?;
-            stream.sync_offset(&self.fd)?;
-        }
-        let cursor = self.stream.lock().await.cursor();
-        let fd = self.fd.clone();
-        let std = asyncify(move || fd.std().try_clone()).await?;
+        // As Tokio: the writes made before are in the file (a failure among
+        // them is reported by the next write, flush or sync).
+        self.settle_stream().await;
+        // `dup` never waits for a device.
+        let file = self.file.try_clone()?;
+        self.shared.with_now(|s| s.add_handle());
         Ok(File {
-            fd: FdRef::new(std),
+            file,
+            shared: Arc::clone(&self.shared),
             max_buf_size: self.max_buf_size,
-            pool: Box::default(),
-            stream: Box::new(tokio::sync::Mutex::new(Stream::with_cursor(cursor))),
+            settle: None,
+            flush: None,
+            seek: None,
         })
     }
 
@@ -784,9 +797,14 @@ impl File {
 
 impl Drop for File {
     fn drop(&mut self) {
-        // Unflushed writes still go out, in the background; only `flush` and
-        // `sync_all` can report their errors.
-        self.stream.get_mut().detach(&self.fd);
+        // The last handle of the stream hands its unflushed writes to the
+        // driver, which writes them in the background and holds the runtime's
+        // shutdown for them; only `flush` and `sync_*` can report their errors.
+        // Another handle left: they stay with it, started now.
+        let detached = self.shared.with_now(|s| s.drop_handle(&self.file));
+        if detached {
+            crate::driver::wait_detached();
+        }
     }
 }
 
@@ -797,9 +815,9 @@ impl AsyncRead for File {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let me = self.get_mut();
-        me.stream
-            .get_mut()
-            .poll_read(cx, &me.fd, me.max_buf_size, buf)
+        let (file, max, settle, seek) = (&me.file, me.max_buf_size, &mut me.settle, &mut me.seek);
+        me.shared
+            .with(cx, |s, cx| s.poll_read(cx, file, max, buf, settle, seek))
     }
 }
 
@@ -809,10 +827,7 @@ impl AsyncWrite for File {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let me = self.get_mut();
-        me.stream
-            .get_mut()
-            .poll_write(cx, &me.fd, me.max_buf_size, &[buf])
+        self.get_mut().write_slices(cx, &[buf])
     }
 
     fn poll_write_vectored(
@@ -820,11 +835,8 @@ impl AsyncWrite for File {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let me = self.get_mut();
         let slices: Vec<&[u8]> = bufs.iter().map(|b| &**b).collect();
-        me.stream
-            .get_mut()
-            .poll_write(cx, &me.fd, me.max_buf_size, &slices)
+        self.get_mut().write_slices(cx, &slices)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -833,7 +845,8 @@ impl AsyncWrite for File {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let me = self.get_mut();
-        me.stream.get_mut().poll_flush(cx, &me.fd)
+        let (file, flush) = (&me.file, &mut me.flush);
+        me.shared.with(cx, |s, cx| s.poll_flush(cx, file, flush))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -841,14 +854,36 @@ impl AsyncWrite for File {
     }
 }
 
+impl File {
+    fn write_slices(&mut self, cx: &mut Context<'_>, src: &[&[u8]]) -> Poll<io::Result<usize>> {
+        let (file, max, settle, seek) = (
+            &self.file,
+            self.max_buf_size,
+            &mut self.settle,
+            &mut self.seek,
+        );
+        self.shared
+            .with(cx, |s, cx| s.poll_write(cx, file, max, src, settle, seek))
+    }
+}
+
 impl AsyncSeek for File {
     fn start_seek(self: Pin<&mut Self>, position: SeekFrom) -> io::Result<()> {
-        self.get_mut().stream.get_mut().start_seek(position)
+        let me = self.get_mut();
+        if me.seek.is_some() {
+            return Err(io::Error::other(
+                "aiofs: a seek is already pending: call poll_complete before start_seek",
+            ));
+        }
+        me.seek = Some(position);
+        Ok(())
     }
 
     fn poll_complete(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<u64>> {
         let me = self.get_mut();
-        me.stream.get_mut().poll_complete_seek(cx, &me.fd)
+        let (file, seek, settle) = (&me.file, &mut me.seek, &mut me.settle);
+        me.shared
+            .with(cx, |s, cx| s.poll_complete_seek(cx, file, seek, settle))
     }
 }
 
@@ -864,14 +899,31 @@ impl From<OwnedFd> for File {
     }
 }
 
+// The one `unsafe` outside `sys/` and `buf/` (see ARCHITECTURE.md): the trait's
+// method is unsafe by definition; this only forwards the caller's promise.
+#[allow(unsafe_code)]
+impl FromRawFd for File {
+    /// Wraps a raw descriptor, as `tokio::fs::File::from_raw_fd`.
+    ///
+    /// # Safety
+    ///
+    /// `fd` must be an open descriptor that the caller owns and gives to the
+    /// `File` (it is closed when the `File` and its requests are done), as for
+    /// `std::fs::File::from_raw_fd`.
+    unsafe fn from_raw_fd(fd: RawFd) -> File {
+        // SAFETY: the caller owns `fd` and gives it up (this function's contract).
+        File::from(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+}
+
 impl AsFd for File {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.borrow()
+        self.file.fd().borrow()
     }
 }
 
 impl AsRawFd for File {
     fn as_raw_fd(&self) -> RawFd {
-        self.fd.raw()
+        self.file.fd().as_raw_fd()
     }
 }

@@ -6,7 +6,8 @@ use std::path::Path;
 use futures::StreamExt;
 use futures::stream::{FuturesOrdered, FuturesUnordered};
 
-use super::{File, OpenOptions, asyncify};
+use super::{File, OpenOptions};
+use crate::ops;
 
 /// Chunk size of `copy`.
 const COPY_CHUNK: usize = 1 << 20;
@@ -22,7 +23,8 @@ const COPY_DEPTH: usize = 4;
 /// # Errors
 ///
 /// Those of opening the file (`NotFound`, `PermissionDenied`, ...) and of reading
-/// it (`EISDIR` for a directory).
+/// it (`EISDIR` for a directory); `OutOfMemory` if the buffer for its size
+/// cannot be allocated (a huge sparse file), as `std::fs::read`.
 ///
 /// # Examples
 ///
@@ -37,28 +39,17 @@ const COPY_DEPTH: usize = 4;
 /// # }
 /// ```
 pub async fn read(path: impl AsRef<Path>) -> io::Result<Vec<u8>> {
-    let path = path.as_ref();
     let file = File::open(path).await?;
     let size = file.metadata().await.map(|m| m.len()).unwrap_or(0);
-    let hint = usize::try_from(size).unwrap_or(usize::MAX);
-    // One byte more than the size, so that a file of exactly `size` bytes ends
-    // with a short read instead of needing a second one.
-    let mut buf = Vec::with_capacity(hint.saturating_add(1).max(64));
-    let mut pos = 0u64;
-    loop {
-        if buf.len() == buf.capacity() {
-            buf.reserve(buf.capacity().max(8192));
-        }
-        let filled = buf.len();
-        let (res, b) = crate::ops::ReadAt::with_offset(file.fd().clone(), buf, filled, pos).await;
-        buf = b;
-        match res {
-            Ok(0) => return Ok(buf),
-            Ok(n) => pos += n as u64,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
+    let mut buf = Vec::new();
+    ops::read_to_end_at(
+        file.open_file(),
+        &mut buf,
+        0,
+        usize::try_from(size).unwrap_or(usize::MAX),
+    )
+    .await?;
+    Ok(buf)
 }
 
 /// Reads a whole file into a `String`, as `tokio::fs::read_to_string`.
@@ -154,20 +145,16 @@ pub async fn copy(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<u6
         .truncate(true)
         .open(to)
         .await?;
-    let perm = meta.permissions();
-    {
-        let fd = to.fd().clone();
-        asyncify(move || fd.std().set_permissions(perm)).await?;
-    }
+    to.set_permissions(meta.permissions()).await?;
 
     // Reads in order, up to COPY_DEPTH ahead; writes in flight as reads finish.
     // At most 2 x COPY_DEPTH buffers circulate: a finished write's buffer is
     // the next read's (fresh allocations cost a page fault per 4 KiB).
-    let src = from.fd().clone();
+    let src = std::sync::Arc::clone(from.open_file());
     let read_chunk = move |buf: Vec<u8>, pos: u64| {
-        let src = src.clone();
+        let src = std::sync::Arc::clone(&src);
         async move {
-            let (res, buf) = crate::ops::read_full_at(src, buf, pos).await;
+            let (res, buf) = ops::read_full_at(src, buf, pos).await;
             res.map(|()| (pos, buf))
         }
     };

@@ -1,10 +1,12 @@
 //! The `tokio::fs` mirror: [`File`] and [`OpenOptions`].
 
+mod batch;
 mod file;
 mod functions;
 mod open_options;
 mod stream;
 
+pub use batch::Batch;
 pub use file::File;
 pub use functions::{copy, read, read_to_string, write};
 pub use open_options::OpenOptions;

@@ -4,7 +4,9 @@ use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+use super::stream::Shared;
 use super::{File, asyncify};
+use crate::ops::OpenFile;
 
 /// Options and flags for opening a [`File`], as `tokio::fs::OpenOptions`.
 ///
@@ -96,8 +98,10 @@ impl OpenOptions {
     pub async fn open(&self, path: impl AsRef<Path>) -> io::Result<File> {
         let path = path.as_ref().to_owned();
         let opts = self.0.clone();
-        let std = asyncify(move || opts.open(path)).await?;
-        Ok(File::from_std(std))
+        // The open, and the descriptor's flags and O_DIRECT alignment, on the
+        // blocking pool.
+        let file = asyncify(move || Ok(OpenFile::from_owned(opts.open(path)?.into()))).await?;
+        Ok(File::from_open_file(file, Shared::new()))
     }
 }
 

@@ -1,5 +1,10 @@
-//! Many requests submitted together with `lio_listio`: [`Batch`], and the
-//! vectored calls `readv_at` / `writev_at` built on it.
+//! Many requests submitted together with `lio_listio`: the engine of
+//! `aiofs::Batch` ([`Submit`], [`SubmitEach`]) and of the vectored calls
+//! ([`ReadvAt`], [`WritevAt`]).
+//!
+//! A request is checked when it is added (range, seekability, `O_DIRECT`
+//! alignment) but its aiocb is built only at the first poll, with a use of its
+//! file's descriptors: nothing is submitted, and no descriptor is held, before.
 
 use std::future::Future;
 use std::io;
@@ -9,28 +14,26 @@ use std::task::{Context, Poll};
 
 use futures::Stream;
 
-use super::{check_range, check_request};
+use super::{OpenFile, ReadKind, Use, check_range, check_request};
 use crate::BufResult;
 use crate::buf::{IoBuf, IoBufMut};
-use crate::driver::{self, Driver, Group, Token};
-use crate::fs::File;
+use crate::driver::{self, Driver, Group, Release, Token};
 use crate::sys::aio::Aiocb;
-use crate::sys::fd::FdRef;
 
+/// Builds a request's aiocb on the descriptor its use chose.
+type Build<B> = fn(&OpenFile, B, u64, Use, usize) -> (Aiocb, Use);
 /// Gives a finished request's buffer back, its length set for a read.
 type Back<B> = fn(Aiocb, Option<usize>) -> B;
 
-fn read_back<B: IoBufMut>(cb: Aiocb, n: Option<usize>) -> B {
-    cb.into_read_buf(n)
-}
-
-fn write_back<B: IoBuf>(cb: Aiocb, _n: Option<usize>) -> B {
-    cb.into_buf()
-}
-
-enum Entry<B> {
-    /// Checked and built, not submitted.
-    Ready(Aiocb, Back<B>),
+/// One request of a batch, checked, not yet built.
+pub(crate) enum Entry<B> {
+    Ready {
+        file: Arc<OpenFile>,
+        buf: B,
+        pos: u64,
+        build: Build<B>,
+        back: Back<B>,
+    },
     /// Refused before submission.
     Refused(io::Error, B),
 }
@@ -38,139 +41,59 @@ enum Entry<B> {
 impl<B> std::fmt::Debug for Entry<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Entry::Ready(..) => f.write_str("Ready"),
+            Entry::Ready { pos, .. } => write!(f, "Ready({pos})"),
             Entry::Refused(e, _) => write!(f, "Refused({e})"),
         }
     }
 }
 
-/// Independent reads and writes, on one or several files, each with its own
-/// buffer and position, submitted with one `lio_listio` call.
-///
-/// Each request gets its own result and its buffer back, in the order added
-/// ([`submit`](Batch::submit)) or as each finishes
-/// ([`submit_each`](Batch::submit_each)). Requests that cannot be submitted
-/// (a position past `i64::MAX`, a pipe, a misaligned `O_DIRECT` request) get
-/// their error without affecting the others; glibc's partial failures are
-/// checked request by request. The driver's in-flight limit applies: beyond it,
-/// requests wait in order.
-///
-/// Nothing is submitted before the returned future or stream is first polled.
-///
-/// # Examples
-///
-/// ```
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> std::io::Result<()> {
-/// # let dir = tempfile::tempdir()?;
-/// # let (pa, pb) = (dir.path().join("a"), dir.path().join("b"));
-/// std::fs::write(&pa, b"0123456789")?;
-/// let a = aiofs::File::open(&pa).await?;
-/// let b = aiofs::File::create(&pb).await?;
-///
-/// let mut batch = aiofs::Batch::new();
-/// batch.read_at(&a, Vec::with_capacity(3), 0);
-/// batch.read_at(&a, Vec::with_capacity(3), 7);
-/// batch.write_at(&b, b"xyz".to_vec(), 0);
-/// let results = batch.submit().await;
-///
-/// assert_eq!(results[0].1, b"012");
-/// assert_eq!(results[1].1, b"789");
-/// assert_eq!(*results[2].0.as_ref().unwrap(), 3);
-/// # Ok(())
-/// # }
-/// ```
-#[derive(Debug)]
-pub struct Batch<B> {
-    entries: Vec<Entry<B>>,
-}
-
-impl<B> Default for Batch<B> {
-    fn default() -> Self {
-        Batch {
-            entries: Vec::new(),
+impl<B> Entry<B> {
+    /// The buffer back, unsubmitted, with the error that refused it (if any).
+    fn into_buf(self) -> (Option<io::Error>, B) {
+        match self {
+            Entry::Ready { buf, .. } => (None, buf),
+            Entry::Refused(e, buf) => (Some(e), buf),
         }
     }
 }
 
-impl<B> Batch<B> {
-    /// An empty batch.
-    pub fn new() -> Batch<B> {
-        Batch::default()
-    }
-
-    /// The number of requests added.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether no request was added.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-}
-
-impl<B: IoBufMut> Batch<B> {
-    /// Adds a read of `file` at `pos` into `buf` (as [`File::read_at`]: up to
-    /// the buffer's capacity; its length becomes the count read).
-    pub fn read_at(&mut self, file: &File, buf: B, pos: u64) -> &mut Batch<B> {
-        self.push_read(file.read_fd(), buf, pos);
-        self
-    }
-
-    /// Adds a read on `fd`, or its error if it cannot be submitted.
-    fn push_read(&mut self, fd: FdRef, buf: B, pos: u64) {
-        let len = buf.bytes_total();
-        let entry = match check_request(&fd, buf.stable_ptr(), len, pos) {
-            Ok(()) => Entry::Ready(Aiocb::read(fd, buf, 0, pos), read_back::<B>),
-            Err(e) => Entry::Refused(e, buf),
-        };
-        self.entries.push(entry);
+/// A read of `file` at `pos` into `buf` (as `File::read_at`), or its error.
+pub(crate) fn request_read<B: IoBufMut>(file: &Arc<OpenFile>, buf: B, pos: u64) -> Entry<B> {
+    match check_request(file, buf.stable_ptr(), buf.bytes_total(), pos) {
+        Ok(()) => Entry::Ready {
+            file: Arc::clone(file),
+            buf,
+            pos,
+            build: |file, buf, pos, use_, max_dups| {
+                let (fd, use_) = file.lane_for_read(use_, ReadKind::Plain, max_dups);
+                (Aiocb::read(fd, buf, 0, pos), use_)
+            },
+            back: |cb, n| cb.into_read_buf(n),
+        },
+        Err(e) => Entry::Refused(e, buf),
     }
 }
 
-impl<B: IoBuf> Batch<B> {
-    /// Adds a write of `buf`'s initialised bytes to `file` at `pos` (as
-    /// [`File::write_at`]).
-    pub fn write_at(&mut self, file: &File, buf: B, pos: u64) -> &mut Batch<B> {
-        let fd = file.fd().clone();
-        let len = buf.bytes_init();
-        let entry = match check_request(&fd, buf.stable_ptr(), len, pos) {
-            Ok(()) => Entry::Ready(Aiocb::write(fd, buf, 0, pos), write_back::<B>),
-            Err(e) => Entry::Refused(e, buf),
-        };
-        self.entries.push(entry);
-        self
-    }
-
-    /// Submits every request (one `lio_listio`, on first poll) and resolves to
-    /// their results, in the order they were added.
-    ///
-    /// # Cancel safety
-    ///
-    /// Dropping the future never blocks: requests in flight are orphaned (they
-    /// run to completion in the driver's care; their buffers are freed then).
-    pub fn submit(self) -> Submit<B> {
-        Submit {
-            run: Run::new(self.entries),
-        }
-    }
-
-    /// Submits every request (one `lio_listio`, on first poll) and yields each
-    /// result as it finishes, with the request's index (its order of addition).
-    ///
-    /// # Cancel safety
-    ///
-    /// As for [`submit`](Batch::submit).
-    pub fn submit_each(self) -> SubmitEach<B> {
-        SubmitEach {
-            run: Run::new(self.entries),
-        }
+/// A write of `buf`'s initialised bytes to `file` at `pos`, or its error.
+pub(crate) fn request_write<B: IoBuf>(file: &Arc<OpenFile>, buf: B, pos: u64) -> Entry<B> {
+    match check_request(file, buf.stable_ptr(), buf.bytes_init(), pos) {
+        Ok(()) => Entry::Ready {
+            file: Arc::clone(file),
+            buf,
+            pos,
+            build: |file, buf, pos, use_, _| {
+                let append = file.description().is_append();
+                let (fd, use_) = file.lane_for_write(use_);
+                (Aiocb::write(fd, buf, 0, pos, append), use_)
+            },
+            back: |cb, _| cb.into_buf(),
+        },
+        Err(e) => Entry::Refused(e, buf),
     }
 }
 
 /// The state shared by [`Submit`] and [`SubmitEach`].
-struct Run<B> {
+pub(crate) struct Run<B> {
     /// Entries not yet submitted (taken at the first poll).
     entries: Option<Vec<Entry<B>>>,
     results: Vec<Option<BufResult<usize, B>>>,
@@ -196,7 +119,7 @@ impl<B> std::fmt::Debug for Run<B> {
 }
 
 impl<B: Send + 'static> Run<B> {
-    fn new(entries: Vec<Entry<B>>) -> Run<B> {
+    pub(crate) fn new(entries: Vec<Entry<B>>) -> Run<B> {
         let n = entries.len();
         Run {
             entries: Some(entries),
@@ -226,9 +149,7 @@ impl<B: Send + 'static> Run<B> {
                     self.taken[i] = true;
                     let (entry, back) = self.submitted[i];
                     let buf = back(cb, res.as_ref().ok().copied());
-                    self.results[entry] = Some((res, buf));
-                    self.ready.push(entry);
-                    self.remaining -= 1;
+                    self.settle(entry, res, buf);
                 }
             } else {
                 driver.keep_listening();
@@ -241,46 +162,60 @@ impl<B: Send + 'static> Run<B> {
         }
     }
 
+    fn settle(&mut self, entry: usize, res: io::Result<usize>, buf: B) {
+        self.results[entry] = Some((res, buf));
+        self.ready.push(entry);
+        self.remaining -= 1;
+    }
+
+    /// Builds and submits every request (one `lio_listio`).
     fn start(&mut self, entries: Vec<Entry<B>>) {
-        let mut cbs = Vec::new();
+        let driver = match driver::get().and_then(|d| d.can_submit().map(|()| d)) {
+            Ok(d) => d,
+            Err(e) => {
+                for (i, entry) in entries.into_iter().enumerate() {
+                    let (refused, buf) = entry.into_buf();
+                    self.settle(i, Err(refused.unwrap_or_else(|| copy_error(&e))), buf);
+                }
+                return;
+            }
+        };
+        let max_dups = driver.settings().max_pool_fds;
+        let mut reqs: Vec<(Aiocb, Option<Release>)> = Vec::new();
         for (i, entry) in entries.into_iter().enumerate() {
             match entry {
-                Entry::Ready(cb, back) => {
-                    cbs.push(cb);
-                    self.submitted.push((i, back));
-                }
-                Entry::Refused(e, buf) => {
-                    self.results[i] = Some((Err(e), buf));
-                    self.ready.push(i);
-                    self.remaining -= 1;
-                }
+                Entry::Refused(e, buf) => self.settle(i, Err(e), buf),
+                Entry::Ready {
+                    file,
+                    buf,
+                    pos,
+                    build,
+                    back,
+                } => match file.begin() {
+                    Ok(use_) => {
+                        let (cb, use_) = build(&file, buf, pos, use_, max_dups);
+                        reqs.push((cb, Some(Box::new(use_))));
+                        self.submitted.push((i, back));
+                    }
+                    Err(e) => self.settle(i, Err(e), buf),
+                },
             }
         }
-        if cbs.is_empty() {
+        if reqs.is_empty() {
             return;
         }
-        let res = match driver::get() {
-            Ok(d) => d.submit_group(cbs, &self.group).map(|t| (d, t)),
-            Err(e) => Err((e, cbs)),
-        };
-        match res {
-            Ok((driver, tokens)) => {
+        match driver.submit_group(reqs, &self.group) {
+            Ok(tokens) => {
                 self.driver = Some(driver);
                 self.taken = vec![false; tokens.len()];
                 self.tokens = tokens;
             }
             Err((e, cbs)) => {
                 // Nothing was submitted: every request gets the error.
-                for (&(i, back), cb) in self.submitted.iter().zip(cbs) {
-                    let err = match e.raw_os_error() {
-                        Some(code) => io::Error::from_raw_os_error(code),
-                        None => io::Error::new(e.kind(), e.to_string()),
-                    };
-                    self.results[i] = Some((Err(err), back(cb, None)));
-                    self.ready.push(i);
-                    self.remaining -= 1;
+                let submitted = std::mem::take(&mut self.submitted);
+                for (&(i, back), cb) in submitted.iter().zip(cbs) {
+                    self.settle(i, Err(copy_error(&e)), back(cb, None));
                 }
-                self.submitted.clear();
             }
         }
     }
@@ -294,6 +229,14 @@ impl<B: Send + 'static> Run<B> {
                 r.unwrap_or_else(|| unreachable!("aiofs: internal: a batch result is missing"))
             })
             .collect()
+    }
+}
+
+/// The same error again, for each of several requests.
+fn copy_error(e: &io::Error) -> io::Error {
+    match e.raw_os_error() {
+        Some(code) => io::Error::from_raw_os_error(code),
+        None => io::Error::new(e.kind(), e.to_string()),
     }
 }
 
@@ -314,11 +257,20 @@ impl<B> Drop for Run<B> {
     }
 }
 
-/// The future of [`Batch::submit`]: every result, in the order added.
+/// The future of [`Batch::submit`](crate::Batch::submit): every result, in the
+/// order added.
 #[must_use = "futures do nothing unless polled"]
 #[derive(Debug)]
 pub struct Submit<B> {
     run: Run<B>,
+}
+
+impl<B: Send + 'static> Submit<B> {
+    pub(crate) fn new(entries: Vec<Entry<B>>) -> Submit<B> {
+        Submit {
+            run: Run::new(entries),
+        }
+    }
 }
 
 impl<B: Send + Unpin + 'static> Future for Submit<B> {
@@ -333,11 +285,20 @@ impl<B: Send + Unpin + 'static> Future for Submit<B> {
     }
 }
 
-/// The stream of [`Batch::submit_each`]: `(index, result)` as each finishes.
+/// The stream of [`Batch::submit_each`](crate::Batch::submit_each):
+/// `(index, result)` as each finishes.
 #[must_use = "streams do nothing unless polled"]
 #[derive(Debug)]
 pub struct SubmitEach<B> {
     run: Run<B>,
+}
+
+impl<B: Send + 'static> SubmitEach<B> {
+    pub(crate) fn new(entries: Vec<Entry<B>>) -> SubmitEach<B> {
+        SubmitEach {
+            run: Run::new(entries),
+        }
+    }
 }
 
 impl<B: Send + Unpin + 'static> Stream for SubmitEach<B> {
@@ -395,7 +356,7 @@ fn fold<B>(results: Vec<BufResult<usize, B>>, lens: &[usize]) -> BufResult<usize
 ///
 /// # Cancel safety
 ///
-/// As for [`Batch::submit`].
+/// As for [`Batch::submit`](crate::Batch::submit).
 #[must_use = "futures do nothing unless polled"]
 #[derive(Debug)]
 pub struct ReadvAt<B> {
@@ -406,7 +367,8 @@ pub struct ReadvAt<B> {
 ///
 /// # Cancel safety
 ///
-/// As for [`Batch::submit`]; part of the data may be written.
+/// As for [`Batch::submit`](crate::Batch::submit); part of the data may be
+/// written.
 #[must_use = "futures do nothing unless polled"]
 #[derive(Debug)]
 pub struct WritevAt<B> {
@@ -437,66 +399,56 @@ impl<B: Send + Unpin + 'static> Vectored<B> {
 
 /// Checks a vectored request as a whole, then makes one entry per segment.
 fn vectored<B: IoBuf>(
-    file: &File,
+    file: &Arc<OpenFile>,
     bufs: Vec<B>,
     pos: u64,
     len_of: fn(&B) -> usize,
-    add: fn(&mut Batch<B>, &File, B, u64),
+    request: fn(&Arc<OpenFile>, B, u64) -> Entry<B>,
 ) -> Vectored<B> {
     let lens: Vec<usize> = bufs.iter().map(len_of).collect();
     let total = lens.iter().fold(0usize, |a, &l| a.saturating_add(l));
-    let fd = file.fd();
-    if let Err(e) = check_range(pos, total).and_then(|()| fd.check_seekable()) {
+    if let Err(e) = check_range(pos, total).and_then(|()| file.check_seekable()) {
         return Vectored::Refused(Some((e, bufs)));
     }
-    let mut batch = Batch::new();
     let mut at = pos;
-    for buf in bufs {
-        let len = len_of(&buf);
-        add(&mut batch, file, buf, at);
-        at += len as u64;
-    }
+    let entries: Vec<Entry<B>> = bufs
+        .into_iter()
+        .zip(&lens)
+        .map(|(buf, &len)| {
+            let entry = request(file, buf, at);
+            at += len as u64;
+            entry
+        })
+        .collect();
     // A refused segment (misaligned O_DIRECT) refuses the whole call.
-    if batch
-        .entries
-        .iter()
-        .any(|e| matches!(e, Entry::Refused(..)))
-    {
+    if entries.iter().any(|e| matches!(e, Entry::Refused(..))) {
         let mut err = None;
-        let mut bufs = Vec::new();
-        for entry in batch.entries {
-            match entry {
-                Entry::Refused(e, b) => {
-                    err.get_or_insert(e);
-                    bufs.push(b);
-                }
-                Entry::Ready(cb, back) => bufs.push(back(cb, None)),
+        let mut bufs = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let (e, buf) = entry.into_buf();
+            if err.is_none() {
+                err = e;
             }
+            bufs.push(buf);
         }
         let err = err.unwrap_or_else(|| io::Error::other("aiofs: internal: refused"));
         return Vectored::Refused(Some((err, bufs)));
     }
-    Vectored::Running(batch.submit(), lens)
+    Vectored::Running(Submit::new(entries), lens)
 }
 
 impl<B: IoBufMut> ReadvAt<B> {
-    pub(crate) fn new(file: &File, bufs: Vec<B>, pos: u64) -> ReadvAt<B> {
+    pub(crate) fn new(file: &Arc<OpenFile>, bufs: Vec<B>, pos: u64) -> ReadvAt<B> {
         ReadvAt {
-            inner: vectored(file, bufs, pos, B::bytes_total, |b, f, buf, at| {
-                // Segments of one vectored read stay together on the file's own
-                // descriptor.
-                b.push_read(f.fd().clone(), buf, at);
-            }),
+            inner: vectored(file, bufs, pos, B::bytes_total, request_read),
         }
     }
 }
 
 impl<B: IoBuf> WritevAt<B> {
-    pub(crate) fn new(file: &File, bufs: Vec<B>, pos: u64) -> WritevAt<B> {
+    pub(crate) fn new(file: &Arc<OpenFile>, bufs: Vec<B>, pos: u64) -> WritevAt<B> {
         WritevAt {
-            inner: vectored(file, bufs, pos, B::bytes_init, |b, f, buf, at| {
-                b.write_at(f, buf, at);
-            }),
+            inner: vectored(file, bufs, pos, B::bytes_init, request_write),
         }
     }
 }

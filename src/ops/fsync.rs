@@ -5,9 +5,10 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use super::InFlight;
+use std::sync::Arc;
+
+use super::{InFlight, OpenFile, prepare};
 use crate::sys::aio::{Aiocb, SyncMode};
-use crate::sys::fd::FdRef;
 
 /// The future of [`File::sync_all`](crate::File::sync_all) and
 /// [`File::sync_data`](crate::File::sync_data): `aio_fsync(O_SYNC)` or
@@ -27,15 +28,15 @@ pub struct Sync {
 
 #[derive(Debug)]
 enum State {
-    Idle(FdRef, SyncMode),
+    Idle(Arc<OpenFile>, SyncMode),
     Running(InFlight),
     Done,
 }
 
 impl Sync {
-    pub(crate) fn new(fd: FdRef, mode: SyncMode) -> Sync {
+    pub(crate) fn new(file: Arc<OpenFile>, mode: SyncMode) -> Sync {
         Sync {
-            state: State::Idle(fd, mode),
+            state: State::Idle(file, mode),
         }
     }
 }
@@ -46,9 +47,16 @@ impl Future for Sync {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         match std::mem::replace(&mut this.state, State::Done) {
-            State::Idle(fd, mode) => {
+            State::Idle(file, mode) => {
+                let (driver, use_) = match prepare(&file) {
+                    Ok(p) => p,
+                    Err(e) => return Poll::Ready(Err(e)),
+                };
+                // Ordered behind this descriptor's writes (glibc runs one
+                // descriptor's requests in order).
+                let (fd, use_) = file.lane_for_sync(use_);
                 let cb = Aiocb::sync(fd, mode);
-                match InFlight::submit(cb, cx) {
+                match InFlight::submit(driver, cb, use_, cx) {
                     Ok(req) => {
                         this.state = State::Running(req);
                         Poll::Pending

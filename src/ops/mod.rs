@@ -6,25 +6,29 @@
 //! done with them); it never blocks.
 
 mod batch;
+mod file;
 mod fsync;
 mod read;
 mod write;
 
 use std::io;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
-pub use batch::{Batch, ReadvAt, Submit, SubmitEach, WritevAt};
+pub(crate) use crate::sys::aio::SyncMode;
+pub(crate) use batch::{Entry, request_read, request_write};
+pub use batch::{ReadvAt, Submit, SubmitEach, WritevAt};
+pub(crate) use file::{Description, OpenFile, ReadKind, Use};
 pub use fsync::Sync;
 pub use read::ReadAt;
 pub use write::WriteAt;
 pub(crate) use {
-    read::{read_exact_at, read_full_at},
+    read::{read_exact_at, read_full_at, read_to_end_at},
     write::write_all_at,
 };
 
 use crate::driver::{self, Driver, Token};
 use crate::sys::aio::Aiocb;
-use crate::sys::fd::FdRef;
 
 /// A request in the driver's table, seen from its future.
 struct InFlight {
@@ -42,21 +46,15 @@ impl std::fmt::Debug for InFlight {
 }
 
 impl InFlight {
-    /// Hands `cb` to the driver. On error, nothing was submitted.
-    fn submit(cb: Aiocb, cx: &mut Context<'_>) -> Result<InFlight, (io::Error, Aiocb)> {
-        match driver::get() {
-            Ok(driver) => InFlight::submit_to(driver, cb, cx),
-            Err(e) => Err((e, cb)),
-        }
-    }
-
-    /// [`submit`](InFlight::submit), to a driver the caller already holds.
-    fn submit_to(
+    /// Hands `cb` to the driver, with `use_` (released once the OS is done).
+    /// On error, nothing was submitted.
+    fn submit(
         driver: &'static Driver,
         cb: Aiocb,
+        use_: Use,
         cx: &mut Context<'_>,
     ) -> Result<InFlight, (io::Error, Aiocb)> {
-        let token = driver.submit(cb, cx.waker())?;
+        let token = driver.submit(cb, Some(Box::new(use_)), cx.waker())?;
         Ok(InFlight {
             driver,
             token,
@@ -71,9 +69,7 @@ impl InFlight {
         }
         res
     }
-}
 
-impl InFlight {
     /// Lets go of the request without cancelling it: it runs (when the in-flight
     /// limit allows) and the driver frees it when it completes.
     fn detach(mut self) {
@@ -94,16 +90,24 @@ impl Drop for InFlight {
 
 /// The checks every positioned request passes before submission: the range, a
 /// descriptor that can seek, and `O_DIRECT` alignment.
-fn check_request(fd: &FdRef, ptr: *const u8, len: usize, pos: u64) -> io::Result<()> {
+fn check_request(file: &OpenFile, ptr: *const u8, len: usize, pos: u64) -> io::Result<()> {
     check_range(pos, len)?;
-    fd.check_seekable()?;
-    check_direct(fd, ptr as usize, len, pos)
+    file.check_seekable()?;
+    check_direct(file.description(), ptr as usize, len, pos)
+}
+
+/// The driver, and a use of `file`'s descriptors, for a request about to be
+/// submitted (the driver first: under the signal notifier it may refuse).
+fn prepare(file: &Arc<OpenFile>) -> io::Result<(&'static Driver, Use)> {
+    let driver = driver::get()?;
+    driver.can_submit()?;
+    Ok((driver, file.begin()?))
 }
 
 /// Refuses an `O_DIRECT` transfer whose buffer address, offset or length is not
 /// aligned as the file needs, before anything is submitted.
-fn check_direct(fd: &FdRef, ptr: usize, len: usize, pos: u64) -> io::Result<()> {
-    let Some((mem, offset)) = fd.direct_alignment() else {
+fn check_direct(desc: &Description, ptr: usize, len: usize, pos: u64) -> io::Result<()> {
+    let Some((mem, offset)) = desc.direct_alignment() else {
         return Ok(());
     };
     let misaligned = |what: String| {
@@ -135,8 +139,9 @@ fn check_direct(fd: &FdRef, ptr: usize, len: usize, pos: u64) -> io::Result<()> 
 /// Whether a transfer that stopped short at `pos` cannot go on: on an
 /// `O_DIRECT` descriptor the next request would start misaligned, so the short
 /// count marks the end of the file (or of the space).
-fn direct_stop(fd: &FdRef, pos: u64) -> bool {
-    fd.direct_alignment()
+fn direct_stop(file: &OpenFile, pos: u64) -> bool {
+    file.description()
+        .direct_alignment()
         .is_some_and(|(_, offset)| !pos.is_multiple_of(offset as u64))
 }
 

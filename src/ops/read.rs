@@ -3,14 +3,14 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use super::{InFlight, check_request, direct_stop};
+use super::{InFlight, OpenFile, ReadKind, Use, check_request, direct_stop, prepare};
 use crate::BufResult;
 use crate::buf::IoBufMut;
-use crate::driver::{self, stats};
+use crate::driver::stats;
 use crate::sys::aio::Aiocb;
-use crate::sys::fd::FdRef;
 use crate::sys::nowait::{self, Outcome};
 
 /// The future of [`File::read_at`](crate::File::read_at).
@@ -36,10 +36,12 @@ pub struct ReadAt<B> {
 #[derive(Debug)]
 enum State<B> {
     Idle {
-        fd: FdRef,
+        file: Arc<OpenFile>,
         buf: B,
         off: usize,
         pos: u64,
+        /// The stream's read-ahead (its own descriptor pool policy).
+        ahead: bool,
     },
     /// `fast` bytes were read from the page cache before the request, which
     /// reads the rest.
@@ -51,14 +53,33 @@ enum State<B> {
 }
 
 impl<B: IoBufMut> ReadAt<B> {
-    pub(crate) fn new(fd: FdRef, buf: B, pos: u64) -> ReadAt<B> {
-        ReadAt::with_offset(fd, buf, 0, pos)
+    pub(crate) fn new(file: Arc<OpenFile>, buf: B, pos: u64) -> ReadAt<B> {
+        ReadAt::with_offset(file, buf, 0, pos)
     }
 
     /// Reads into `buf[off..capacity]`; the first `off` bytes must be initialised.
-    pub(crate) fn with_offset(fd: FdRef, buf: B, off: usize, pos: u64) -> ReadAt<B> {
+    pub(crate) fn with_offset(file: Arc<OpenFile>, buf: B, off: usize, pos: u64) -> ReadAt<B> {
         ReadAt {
-            state: State::Idle { fd, buf, off, pos },
+            state: State::Idle {
+                file,
+                buf,
+                off,
+                pos,
+                ahead: false,
+            },
+        }
+    }
+
+    /// A read-ahead of the stream.
+    pub(crate) fn ahead(file: Arc<OpenFile>, buf: B, pos: u64) -> ReadAt<B> {
+        ReadAt {
+            state: State::Idle {
+                file,
+                buf,
+                off: 0,
+                pos,
+                ahead: true,
+            },
         }
     }
 }
@@ -70,29 +91,45 @@ impl<B: IoBufMut> Future for ReadAt<B> {
         let this = self.get_mut();
         match std::mem::replace(&mut this.state, State::Done) {
             State::Idle {
-                fd,
+                file,
                 mut buf,
                 off,
                 pos,
+                ahead,
             } => {
                 let len = buf.bytes_total().saturating_sub(off);
                 let ptr = buf.stable_ptr().wrapping_add(off);
-                if let Err(e) = check_request(&fd, ptr, len, pos) {
+                if let Err(e) = check_request(&file, ptr, len, pos) {
                     return Poll::Ready((Err(e), buf));
                 }
-                let driver = match driver::get().and_then(|d| d.can_submit().map(|()| d)) {
-                    Ok(d) => d,
+                let (driver, use_) = match prepare(&file) {
+                    Ok(p) => p,
                     Err(e) => return Poll::Ready((Err(e), buf)),
                 };
                 let mut fast = 0;
-                if len > 0 && len <= driver.nowait_max() && fd.nowait_allowed() {
+                let mut kind = if ahead {
+                    ReadKind::Ahead
+                } else {
+                    ReadKind::Plain
+                };
+                if len > 0
+                    && len <= driver.settings().nowait_max
+                    && file.description().nowait_allowed()
+                {
                     // A read served here never returns `Pending`: respect Tokio's
                     // task budget so that a loop of them still yields.
                     let Poll::Ready(coop) = tokio::task::coop::poll_proceed(cx) else {
-                        this.state = State::Idle { fd, buf, off, pos };
+                        drop(use_);
+                        this.state = State::Idle {
+                            file,
+                            buf,
+                            off,
+                            pos,
+                            ahead,
+                        };
                         return Poll::Pending;
                     };
-                    match from_cache(&fd, &mut buf, off, pos, len) {
+                    match from_cache(&use_, &mut buf, off, pos, len) {
                         Cached::All(n) => {
                             coop.made_progress();
                             stats::add(&stats::NOWAIT_READS, 1);
@@ -104,11 +141,15 @@ impl<B: IoBufMut> Future for ReadAt<B> {
                             }
                             stats::add(&stats::NOWAIT_MISSES, 1);
                             fast = n;
+                            if !ahead {
+                                kind = ReadKind::Miss;
+                            }
                         }
                     }
                 }
+                let (fd, use_) = file.lane_for_read(use_, kind, driver.settings().max_pool_fds);
                 let cb = Aiocb::read(fd, buf, off + fast, pos + fast as u64);
-                match InFlight::submit_to(driver, cb, cx) {
+                match InFlight::submit(driver, cb, use_, cx) {
                     Ok(req) => {
                         this.state = State::Running { req, fast };
                         Poll::Pending
@@ -150,14 +191,25 @@ enum Cached {
 }
 
 /// Reads `buf[off..off + len]` from the page cache as far as it holds it.
-fn from_cache<B: IoBufMut>(fd: &FdRef, buf: &mut B, off: usize, pos: u64, len: usize) -> Cached {
+fn from_cache<B: IoBufMut>(use_: &Use, buf: &mut B, off: usize, pos: u64, len: usize) -> Cached {
+    let file = use_.file();
+    let fd = file.fd().borrow();
     let mut done = 0;
     // A short count means the cache held only the start, or the file ends there:
     // the next try tells (0 at the end, `EAGAIN` for a miss). Bounded, in case the
     // file keeps growing under us.
     for _ in 0..4 {
-        match nowait::read(fd, buf, off + done, pos + done as u64) {
-            Outcome::Read(0) => return Cached::All(done),
+        let at = pos + done as u64;
+        match nowait::read(fd, buf, off + done, at) {
+            Outcome::Read(0) => {
+                // Linux 5.9 and 5.10 may return 0 before the end of the file
+                // (`man preadv2`, BUGS; tokio#3803): believe it only if the file
+                // ends there. Otherwise AIO reads the rest (and its 0 is true).
+                return match crate::sys::fd::size(fd) {
+                    Ok(size) if at >= size => Cached::All(done),
+                    _ => Cached::Part(done),
+                };
+            }
             Outcome::Read(n) => {
                 done += n;
                 if done >= len {
@@ -166,7 +218,7 @@ fn from_cache<B: IoBufMut>(fd: &FdRef, buf: &mut B, off: usize, pos: u64, len: u
             }
             Outcome::Miss | Outcome::Failed => break,
             Outcome::Unsupported => {
-                fd.refuse_nowait();
+                file.description().refuse_nowait();
                 break;
             }
         }
@@ -174,21 +226,28 @@ fn from_cache<B: IoBufMut>(fd: &FdRef, buf: &mut B, off: usize, pos: u64, len: u
     Cached::Part(done)
 }
 
-/// Reads until the buffer's capacity is filled or the file ends; returns the
-/// count read. On `O_DIRECT`, a short count that would leave the next read
+/// The one read-until-full loop: reads from file position `pos` into
+/// `buf[from..capacity]` until it is full or the file ends; returns the count
+/// in the buffer. On `O_DIRECT`, a short count that would leave the next read
 /// misaligned is the end of the file.
-async fn fill_at<B: IoBufMut>(fd: FdRef, mut buf: B, pos: u64) -> BufResult<usize, B> {
+async fn fill_at<B: IoBufMut>(
+    file: &Arc<OpenFile>,
+    mut buf: B,
+    from: usize,
+    pos: u64,
+) -> BufResult<usize, B> {
     let total = buf.bytes_total();
-    let mut filled = 0;
+    let mut filled = from;
     while filled < total {
-        let at = pos.saturating_add(filled as u64);
-        let (res, b) = ReadAt::with_offset(fd.clone(), buf, filled, at).await;
+        let at = pos.saturating_add((filled - from) as u64);
+        let (res, b) = ReadAt::with_offset(Arc::clone(file), buf, filled, at).await;
         buf = b;
         match res {
             Ok(0) => break,
             Ok(n) => {
                 filled += n;
-                if filled < total && direct_stop(&fd, pos.saturating_add(filled as u64)) {
+                let at = pos.saturating_add((filled - from) as u64);
+                if filled < total && direct_stop(file, at) {
                     break;
                 }
             }
@@ -201,15 +260,23 @@ async fn fill_at<B: IoBufMut>(fd: FdRef, mut buf: B, pos: u64) -> BufResult<usiz
 
 /// Reads until the buffer's capacity is filled or the file ends (no error then:
 /// the buffer's length says how much was read).
-pub(crate) async fn read_full_at<B: IoBufMut>(fd: FdRef, buf: B, pos: u64) -> BufResult<(), B> {
-    let (res, buf) = fill_at(fd, buf, pos).await;
+pub(crate) async fn read_full_at<B: IoBufMut>(
+    file: Arc<OpenFile>,
+    buf: B,
+    pos: u64,
+) -> BufResult<(), B> {
+    let (res, buf) = fill_at(&file, buf, 0, pos).await;
     (res.map(drop), buf)
 }
 
 /// `read_exact_at`: `UnexpectedEof` if the file ends before the buffer is full.
-pub(crate) async fn read_exact_at<B: IoBufMut>(fd: FdRef, buf: B, pos: u64) -> BufResult<(), B> {
+pub(crate) async fn read_exact_at<B: IoBufMut>(
+    file: Arc<OpenFile>,
+    buf: B,
+    pos: u64,
+) -> BufResult<(), B> {
     let total = buf.bytes_total();
-    let (res, buf) = fill_at(fd, buf, pos).await;
+    let (res, buf) = fill_at(&file, buf, 0, pos).await;
     let res = res.and_then(|filled| {
         if filled == total {
             return Ok(());
@@ -221,4 +288,40 @@ pub(crate) async fn read_exact_at<B: IoBufMut>(fd: FdRef, buf: B, pos: u64) -> B
         ))
     });
     (res, buf)
+}
+
+/// Reads from `pos` to the end of the file, appending to `buf`, which grows
+/// (with `try_reserve`: a size the allocator refuses is `OutOfMemory`, never an
+/// abort); `hint`: the expected size. Returns the count read.
+pub(crate) async fn read_to_end_at(
+    file: &Arc<OpenFile>,
+    buf: &mut Vec<u8>,
+    pos: u64,
+    hint: usize,
+) -> io::Result<usize> {
+    let start = buf.len();
+    // One byte more than the expected size, so that a file of exactly that
+    // size ends with a short read instead of needing another one.
+    reserve(buf, hint.saturating_add(1).max(64))?;
+    loop {
+        let filled = buf.len();
+        let at = pos.saturating_add((filled - start) as u64);
+        let (res, b) = fill_at(file, std::mem::take(buf), filled, at).await;
+        *buf = b;
+        let filled_now = res?;
+        if filled_now < buf.capacity() {
+            return Ok(filled_now - start);
+        }
+        reserve(buf, buf.capacity().max(8192))?;
+    }
+}
+
+/// `try_reserve`, as `std::fs::read` does: `OutOfMemory` instead of an abort.
+fn reserve(buf: &mut Vec<u8>, more: usize) -> io::Result<()> {
+    buf.try_reserve(more).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::OutOfMemory,
+            format!("aiofs: cannot allocate a buffer for {more} more bytes: {e}"),
+        )
+    })
 }

@@ -3,13 +3,13 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use super::{InFlight, check_request, direct_stop};
+use super::{InFlight, OpenFile, check_request, direct_stop, prepare};
 use crate::BufResult;
 use crate::buf::IoBuf;
 use crate::sys::aio::Aiocb;
-use crate::sys::fd::FdRef;
 
 /// The future of [`File::write_at`](crate::File::write_at).
 ///
@@ -28,7 +28,7 @@ pub struct WriteAt<B> {
 #[derive(Debug)]
 enum State<B> {
     Idle {
-        fd: FdRef,
+        file: Arc<OpenFile>,
         buf: B,
         off: usize,
         pos: u64,
@@ -38,14 +38,19 @@ enum State<B> {
 }
 
 impl<B: IoBuf> WriteAt<B> {
-    pub(crate) fn new(fd: FdRef, buf: B, pos: u64) -> WriteAt<B> {
-        WriteAt::with_offset(fd, buf, 0, pos)
+    pub(crate) fn new(file: Arc<OpenFile>, buf: B, pos: u64) -> WriteAt<B> {
+        WriteAt::with_offset(file, buf, 0, pos)
     }
 
     /// Writes `buf[off..len]` at `pos`.
-    pub(crate) fn with_offset(fd: FdRef, buf: B, off: usize, pos: u64) -> WriteAt<B> {
+    pub(crate) fn with_offset(file: Arc<OpenFile>, buf: B, off: usize, pos: u64) -> WriteAt<B> {
         WriteAt {
-            state: State::Idle { fd, buf, off, pos },
+            state: State::Idle {
+                file,
+                buf,
+                off,
+                pos,
+            },
         }
     }
 }
@@ -72,14 +77,25 @@ impl<B: IoBuf> Future for WriteAt<B> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         match std::mem::replace(&mut this.state, State::Done) {
-            State::Idle { fd, buf, off, pos } => {
+            State::Idle {
+                file,
+                buf,
+                off,
+                pos,
+            } => {
                 let len = buf.bytes_init().saturating_sub(off);
                 let ptr = buf.stable_ptr().wrapping_add(off);
-                if let Err(e) = check_request(&fd, ptr, len, pos) {
+                if let Err(e) = check_request(&file, ptr, len, pos) {
                     return Poll::Ready((Err(e), buf));
                 }
-                let cb = Aiocb::write(fd, buf, off, pos);
-                match InFlight::submit(cb, cx) {
+                let (driver, use_) = match prepare(&file) {
+                    Ok(p) => p,
+                    Err(e) => return Poll::Ready((Err(e), buf)),
+                };
+                let append = file.description().is_append();
+                let (fd, use_) = file.lane_for_write(use_);
+                let cb = Aiocb::write(fd, buf, off, pos, append);
+                match InFlight::submit(driver, cb, use_, cx) {
                     Ok(req) => {
                         this.state = State::Running(req);
                         Poll::Pending
@@ -99,13 +115,18 @@ impl<B: IoBuf> Future for WriteAt<B> {
     }
 }
 
-/// `write_all_at`: loops until every initialised byte is written.
-pub(crate) async fn write_all_at<B: IoBuf>(fd: FdRef, mut buf: B, pos: u64) -> BufResult<(), B> {
+/// The one write-all loop (`write_all_at`): loops until every initialised byte
+/// is written.
+pub(crate) async fn write_all_at<B: IoBuf>(
+    file: Arc<OpenFile>,
+    mut buf: B,
+    pos: u64,
+) -> BufResult<(), B> {
     let total = buf.bytes_init();
     let mut written = 0;
     while written < total {
         let at = pos.saturating_add(written as u64);
-        let (res, b) = WriteAt::with_offset(fd.clone(), buf, written, at).await;
+        let (res, b) = WriteAt::with_offset(Arc::clone(&file), buf, written, at).await;
         buf = b;
         match res {
             Ok(0) => {
@@ -119,7 +140,7 @@ pub(crate) async fn write_all_at<B: IoBuf>(fd: FdRef, mut buf: B, pos: u64) -> B
             }
             Ok(n) => {
                 written += n;
-                if written < total && direct_stop(&fd, pos.saturating_add(written as u64)) {
+                if written < total && direct_stop(&file, pos.saturating_add(written as u64)) {
                     return (
                         Err(io::Error::new(
                             io::ErrorKind::WriteZero,

@@ -13,8 +13,10 @@ use std::any::Any;
 use std::cell::UnsafeCell;
 use std::io;
 use std::mem;
+use std::ptr::NonNull;
+use std::sync::Arc;
 
-use super::fd::FdRef;
+use super::fd::Fd;
 use crate::buf::{IoBuf, IoBufMut};
 
 /// Which `aio_fsync` operation to run.
@@ -42,46 +44,49 @@ pub(crate) enum Status {
     Done(i32),
 }
 
-/// The heap block: the aiocb, then what it points to.
+/// How the finished request says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Notify {
+    /// `SIGEV_SIGNAL` with this signal number, carrying this token.
+    Signal(libc::c_int, usize),
+    /// `SIGEV_NONE`: no signal; only `aio_error` tells. glibc can always keep
+    /// such a request's result (no signal queue to overflow).
+    Quiet,
+}
+
+/// The heap block: the aiocb, and the buffer it points into.
+///
+/// Allocated once and reached only through a raw pointer from
+/// `Box::into_raw` until the request is over: glibc's worker writes into it
+/// through pointers taken at submission, so it is never moved and never
+/// reached through a Rust reference while in flight.
 struct Block<B> {
-    // Written by glibc's worker thread while in flight: only ever reached through
-    // the raw pointer `UnsafeCell::get` gives, never through a Rust reference.
     cb: UnsafeCell<libc::aiocb>,
     buf: B,
     /// Where in `buf` the transfer starts.
     off: usize,
-    fd: FdRef,
-}
-
-// SAFETY: the raw pointers inside `cb` point into `buf`, which the block owns, so
-// moving the block to another thread moves what they point to along with it;
-// `B: Send` and `FdRef: Send` cover the rest.
-unsafe impl<B: Send> Send for Block<B> {}
-
-trait Control: Any + Send {
-    fn cb(&self) -> *mut libc::aiocb;
-    fn fd(&self) -> &FdRef;
-}
-
-impl<B: Send + 'static> Control for Block<B> {
-    fn cb(&self) -> *mut libc::aiocb {
-        self.cb.get()
-    }
-    fn fd(&self) -> &FdRef {
-        &self.fd
-    }
 }
 
 /// One AIO request: its control block, buffer and descriptor, owned together.
 pub(crate) struct Aiocb {
-    /// Dropped by `Drop` only once the request is not in flight; leaked otherwise.
-    block: mem::ManuallyDrop<Box<dyn Control>>,
+    /// `Box::into_raw` of a `Block<B>`; freed by `Drop` or `into_parts` only
+    /// once the request is not in flight, leaked otherwise.
+    block: NonNull<dyn Any>,
+    /// The aiocb inside `block`.
+    cb: NonNull<libc::aiocb>,
+    /// Keeps `aio_fildes` open until the request is over.
+    fd: Arc<Fd>,
     kind: Kind,
     /// Submitted and not yet reaped with `aio_return`.
     in_flight: bool,
     /// Running it twice does no harm (not a write to an `O_APPEND` descriptor).
     idempotent: bool,
 }
+
+// SAFETY: the block (its buffer `B: Send`) and the aiocb pointing into it are
+// owned by this value alone; moving it to another thread moves that ownership.
+// The raw pointers are never shared with another Rust value.
+unsafe impl Send for Aiocb {}
 
 impl std::fmt::Debug for Aiocb {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -92,93 +97,110 @@ impl std::fmt::Debug for Aiocb {
     }
 }
 
-fn new_cb(fd: &FdRef, opcode: libc::c_int, ptr: *mut u8, len: usize, pos: u64) -> libc::aiocb {
-    // SAFETY: `aiocb` is a plain C struct for which all-zero bytes is a valid value
-    // (null pointers, zero counts, `SIGEV_SIGNAL` is set below before submission).
-    let mut cb: libc::aiocb = unsafe { mem::zeroed() };
-    cb.aio_fildes = fd.raw();
-    cb.aio_lio_opcode = opcode;
-    cb.aio_buf = ptr.cast();
-    cb.aio_nbytes = len;
-    // The caller checked `pos + len <= i64::MAX`.
-    cb.aio_offset = pos as libc::off_t;
-    cb.aio_sigevent.sigev_notify = libc::SIGEV_NONE;
-    cb
-}
-
 impl Aiocb {
     /// A read into `buf[off..bytes_total()]` from file position `pos`.
-    pub(crate) fn read<B: IoBufMut>(fd: FdRef, mut buf: B, off: usize, pos: u64) -> Aiocb {
-        let len = buf.bytes_total().saturating_sub(off);
-        let ptr = buf.stable_mut_ptr().wrapping_add(off);
-        let cb = new_cb(&fd, libc::LIO_READ, ptr, len, pos);
-        Aiocb::from_block(
-            Kind::Read,
-            Box::new(Block {
-                cb: UnsafeCell::new(cb),
-                buf,
-                off,
-                fd,
-            }),
-        )
+    pub(crate) fn read<B: IoBufMut>(fd: Arc<Fd>, buf: B, off: usize, pos: u64) -> Aiocb {
+        Aiocb::new(fd, Kind::Read, buf, off, pos, |buf, off| {
+            let len = buf.bytes_total().saturating_sub(off);
+            (buf.stable_mut_ptr().wrapping_add(off), len)
+        })
     }
 
-    /// A write of `buf[off..bytes_init()]` at file position `pos`.
-    pub(crate) fn write<B: IoBuf>(fd: FdRef, buf: B, off: usize, pos: u64) -> Aiocb {
-        let len = buf.bytes_init().saturating_sub(off);
-        // glibc only reads through `aio_buf` for a write.
-        let ptr = buf.stable_ptr().wrapping_add(off).cast_mut();
-        let cb = new_cb(&fd, libc::LIO_WRITE, ptr, len, pos);
-        let append = fd.is_append();
-        let mut cb = Aiocb::from_block(
-            Kind::Write,
-            Box::new(Block {
-                cb: UnsafeCell::new(cb),
-                buf,
-                off,
-                fd,
-            }),
-        );
-        // An append lands wherever the end is: running it again would append twice.
+    /// A write of `buf[off..bytes_init()]` at file position `pos`; `append`:
+    /// the descriptor is `O_APPEND` (running it twice would append twice).
+    pub(crate) fn write<B: IoBuf>(
+        fd: Arc<Fd>,
+        buf: B,
+        off: usize,
+        pos: u64,
+        append: bool,
+    ) -> Aiocb {
+        let mut cb = Aiocb::new(fd, Kind::Write, buf, off, pos, |buf, off| {
+            let len = buf.bytes_init().saturating_sub(off);
+            // glibc only reads through `aio_buf` for a write.
+            (buf.stable_ptr().wrapping_add(off).cast_mut(), len)
+        });
         cb.idempotent = !append;
         cb
     }
 
     /// An `aio_fsync` of the descriptor.
-    pub(crate) fn sync(fd: FdRef, mode: SyncMode) -> Aiocb {
-        let cb = new_cb(&fd, libc::LIO_NOP, std::ptr::null_mut(), 0, 0);
-        Aiocb::from_block(
-            Kind::Sync(mode),
-            Box::new(Block {
-                cb: UnsafeCell::new(cb),
-                buf: (),
-                off: 0,
-                fd,
-            }),
-        )
+    pub(crate) fn sync(fd: Arc<Fd>, mode: SyncMode) -> Aiocb {
+        Aiocb::new(fd, Kind::Sync(mode), (), 0, 0, |_, _| {
+            (std::ptr::null_mut(), 0)
+        })
     }
 
-    fn from_block(kind: Kind, block: Box<dyn Control>) -> Aiocb {
+    /// Places the block on the heap, then points its aiocb at the buffer in
+    /// place (`span` gives the transfer's start and length).
+    fn new<B: Send + 'static>(
+        fd: Arc<Fd>,
+        kind: Kind,
+        buf: B,
+        off: usize,
+        pos: u64,
+        span: fn(&mut B, usize) -> (*mut u8, usize),
+    ) -> Aiocb {
+        // SAFETY: `aiocb` is a plain C struct for which all-zero bytes is a valid
+        // value (null pointers, zero counts, `SIGEV_NOTIFY` 0 is `SIGEV_SIGNAL`,
+        // set again before submission).
+        let zeroed: libc::aiocb = unsafe { mem::zeroed() };
+        let raw: *mut Block<B> = Box::into_raw(Box::new(Block {
+            cb: UnsafeCell::new(zeroed),
+            buf,
+            off,
+        }));
+        // SAFETY: `raw` is a fresh, unique allocation; nothing else refers to
+        // it until this function returns. The buffer's pointer is taken after
+        // the buffer reached its final place, and `B: IoBuf` keeps it stable.
+        let cb = unsafe {
+            let (ptr, len) = span(&mut (*raw).buf, off);
+            let cb = UnsafeCell::raw_get(&raw const (*raw).cb);
+            (*cb).aio_fildes = fd.raw();
+            (*cb).aio_lio_opcode = match kind {
+                Kind::Read => libc::LIO_READ,
+                Kind::Write => libc::LIO_WRITE,
+                Kind::Sync(_) => libc::LIO_NOP,
+            };
+            (*cb).aio_buf = ptr.cast();
+            (*cb).aio_nbytes = len;
+            // The caller checked `pos + len <= i64::MAX`.
+            (*cb).aio_offset = pos as libc::off_t;
+            (*cb).aio_sigevent.sigev_notify = libc::SIGEV_NONE;
+            cb
+        };
+        let block: *mut dyn Any = raw;
+        // `Box::into_raw` never returns null, and `cb` points into that box.
+        let (Some(block), Some(cb)) = (NonNull::new(block), NonNull::new(cb)) else {
+            unreachable!("aiofs: internal: Box::into_raw returned null");
+        };
         Aiocb {
-            block: mem::ManuallyDrop::new(block),
+            block,
+            cb,
+            fd,
             kind,
             in_flight: false,
             idempotent: true,
         }
     }
 
-    /// Sets the completion notification: `SIGEV_SIGNAL` with `signo`, carrying `token`.
-    pub(crate) fn set_notify(&mut self, signo: libc::c_int, token: usize) {
-        debug_assert!(!self.in_flight);
-        let cb = self.block.cb();
-        // SAFETY: the request is not in flight (checked by every caller, asserted
-        // above), so no other thread reads or writes the aiocb.
+    /// Sets how the finished request is announced.
+    pub(crate) fn set_notify(&mut self, notify: Notify) {
+        assert!(!self.in_flight, "aiofs: internal: notify set in flight");
+        let cb = self.cb.as_ptr();
+        // SAFETY: the request is not in flight (asserted), so no other thread
+        // reads or writes the aiocb.
         unsafe {
-            (*cb).aio_sigevent.sigev_notify = libc::SIGEV_SIGNAL;
-            (*cb).aio_sigevent.sigev_signo = signo;
-            (*cb).aio_sigevent.sigev_value = libc::sigval {
-                sival_ptr: token as *mut libc::c_void,
-            };
+            match notify {
+                Notify::Signal(signo, token) => {
+                    (*cb).aio_sigevent.sigev_notify = libc::SIGEV_SIGNAL;
+                    (*cb).aio_sigevent.sigev_signo = signo;
+                    (*cb).aio_sigevent.sigev_value = libc::sigval {
+                        sival_ptr: token as *mut libc::c_void,
+                    };
+                }
+                Notify::Quiet => (*cb).aio_sigevent.sigev_notify = libc::SIGEV_NONE,
+            }
         }
     }
 
@@ -188,11 +210,12 @@ impl Aiocb {
     /// and [`Aiocb::reap`] has been called.
     pub(crate) fn submit(&mut self) -> io::Result<()> {
         assert!(!self.in_flight, "aiofs: internal: request submitted twice");
-        let cb = self.block.cb();
-        // SAFETY: `cb` points into a heap block that also owns the buffer `aio_buf`
-        // points into and a reference keeping `aio_fildes` open. The block is only
-        // freed by dropping `self`, and `Drop` leaks it while `aio_error` still says
-        // `EINPROGRESS`, so everything the worker touches outlives the request.
+        let cb = self.cb.as_ptr();
+        // SAFETY: `cb` points into a heap block that also owns the buffer
+        // `aio_buf` points into; `self.fd` keeps `aio_fildes` open. The block is
+        // only freed once the request is not in flight (`Drop` leaks it while
+        // `aio_error` says `EINPROGRESS`), so everything the worker touches
+        // outlives the request.
         let ret = unsafe {
             match self.kind {
                 Kind::Read => libc::aio_read(cb),
@@ -212,6 +235,11 @@ impl Aiocb {
         self.idempotent
     }
 
+    /// Whether it writes to the file.
+    pub(crate) fn is_write(&self) -> bool {
+        self.kind == Kind::Write
+    }
+
     /// Whether `lio_listio` can carry this request (reads and writes).
     pub(crate) fn is_listable(&self) -> bool {
         matches!(self.kind, Kind::Read | Kind::Write)
@@ -222,8 +250,9 @@ impl Aiocb {
         if !self.in_flight {
             return Status::Done(0);
         }
-        // SAFETY: `aio_error` only reads the aiocb, which is valid (owned by the box).
-        match unsafe { libc::aio_error(self.block.cb()) } {
+        // SAFETY: `aio_error` only reads the aiocb, which is live (owned by the
+        // block) and was submitted.
+        match unsafe { libc::aio_error(self.cb.as_ptr()) } {
             libc::EINPROGRESS => Status::InProgress,
             // EINVAL: glibc does not know this aiocb; nothing can be running on it.
             -1 => Status::Done(
@@ -238,15 +267,10 @@ impl Aiocb {
     /// `aio_return`, called exactly once after `status` said `Done(code)`.
     pub(crate) fn reap(&mut self, code: i32) -> io::Result<usize> {
         debug_assert!(self.in_flight);
-        // SAFETY: the request is finished (`aio_error` was not `EINPROGRESS`), so the
-        // worker no longer touches the aiocb; `aio_return` reads it once.
-        let ret = unsafe { libc::aio_return(self.block.cb()) };
+        // SAFETY: the request is finished (`aio_error` was not `EINPROGRESS`), so
+        // the worker no longer touches the aiocb; `aio_return` reads it once.
+        let ret = unsafe { libc::aio_return(self.cb.as_ptr()) };
         self.in_flight = false;
-        if self.kind == Kind::Write {
-            // Whatever happened, the file may have changed: read-ahead older than
-            // this is stale (whether the write's future waits for it or not).
-            self.block.fd().bump_epoch();
-        }
         if code != 0 {
             Err(io::Error::from_raw_os_error(code))
         } else if ret < 0 {
@@ -281,12 +305,14 @@ impl Aiocb {
             !self.in_flight,
             "aiofs: internal: buffer taken while in flight"
         );
-        let mut this = mem::ManuallyDrop::new(self);
-        // SAFETY: `this` is never used or dropped again, so the box is taken out
-        // exactly once; the request is not in flight, so nothing else refers to it.
-        let block = unsafe { mem::ManuallyDrop::take(&mut this.block) };
-        let any: Box<dyn Any> = block;
-        match any.downcast::<Block<B>>() {
+        let this = mem::ManuallyDrop::new(self);
+        // SAFETY: `block` came from `Box::into_raw` and is freed only here or in
+        // `Drop`, which will not run (`ManuallyDrop`); the request is not in
+        // flight, so no worker refers to it.
+        let block: Box<dyn Any> = unsafe { Box::from_raw(this.block.as_ptr()) };
+        // SAFETY: `fd` is read out once and `this` is never used again.
+        drop(unsafe { std::ptr::read(&this.fd) });
+        match block.downcast::<Block<B>>() {
             Ok(block) => (block.buf, block.off),
             // Each op builds its aiocb from a `B` and asks for the same `B` back.
             Err(_) => unreachable!("aiofs: internal: buffer type mismatch"),
@@ -304,20 +330,25 @@ impl Drop for Aiocb {
                 }
                 // The worker may still write into the aiocb and the buffer: never
                 // free them. The table never drops an in-flight request; this is the
-                // last line of defence, and it costs a leak instead of corruption.
-                Status::InProgress => return,
+                // last line of defence, and it costs a leak instead of corruption
+                // (the descriptor stays open too).
+                Status::InProgress => {
+                    mem::forget(Arc::clone(&self.fd));
+                    return;
+                }
             }
         }
-        // SAFETY: the request is not in flight, so no worker refers to the block,
-        // and `block` is not used again after this.
-        unsafe { mem::ManuallyDrop::drop(&mut self.block) };
+        // SAFETY: `block` came from `Box::into_raw`; the request is not in flight,
+        // so no worker refers to it, and it is not used again.
+        drop(unsafe { Box::from_raw(self.block.as_ptr()) });
     }
 }
 
-/// The most requests one `lio_listio` call takes (`AIO_LISTIO_MAX`); glibc has no
-/// limit.
+/// The most requests one `lio_listio` call takes. glibc has no limit
+/// (`AIO_LISTIO_MAX` is undefined) but keeps a pointer per request on the
+/// caller's stack: 1024 keeps that at 8 KiB.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-pub(crate) const LISTIO_MAX: usize = usize::MAX;
+pub(crate) const LISTIO_MAX: usize = 1024;
 /// The most requests one `lio_listio` call takes (`AIO_LISTIO_MAX`). Untested.
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 pub(crate) const LISTIO_MAX: usize = 16;
@@ -382,7 +413,7 @@ pub(crate) fn lio_listio(cbs: &mut [&mut Aiocb]) -> Vec<io::Result<()>> {
                 !cb.in_flight && cb.is_listable(),
                 "aiofs: internal: bad lio_listio entry"
             );
-            let p = cb.block.cb();
+            let p = cb.cb.as_ptr();
             mark_not_queued(p);
             list.push(p);
         }

@@ -1,272 +1,226 @@
-//! Descriptor ownership: one owner per fd, shared by every request that uses it.
+//! Descriptor ownership, and the small queries aiofs makes of a descriptor.
 //!
-//! A request holds an [`FdRef`] until its completion has been seen, so the
-//! descriptor number can never be closed and reused while glibc may still run
-//! the request on it.
+//! An [`Fd`] owns one descriptor number. Requests hold it in an `Arc` until their
+//! completion has been seen, so the number can never be closed and reused while
+//! glibc may still run a request on it. [`Fd::take`] gives the number up to a
+//! `std::fs::File` (`File::into_std`); the layers above make sure no request
+//! can start on it after that.
 
 use std::fs::File as StdFile;
-use std::io::{self, Seek};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicU64, Ordering};
-use std::task::{Context, Poll};
+use std::io;
+use std::mem::ManuallyDrop;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use futures::task::AtomicWaker;
+use super::cvt;
 
-const SEEK_UNKNOWN: u8 = 0;
-const SEEK_YES: u8 = 1;
-const SEEK_NO: u8 = 2;
+/// Duplicates made by [`Fd::dup`] and not yet closed.
+pub(crate) static DUPS_OPEN: AtomicU64 = AtomicU64::new(0);
+/// Duplicates ever made by [`Fd::dup`].
+pub(crate) static DUPS_OPENED: AtomicU64 = AtomicU64::new(0);
 
-/// An open descriptor, shared by a `File` and its requests.
+/// An open descriptor: closed when dropped, unless [`take`](Fd::take)n.
 #[derive(Debug)]
 pub(crate) struct Fd {
-    file: StdFile,
-    /// Whether positioned I/O works on it (`lseek` succeeds), cached at first use.
-    seekable: AtomicU8,
-    /// Set while `into_std` waits for the other references to go.
-    waiting: AtomicBool,
-    /// Woken when a reference is dropped while `waiting` is set.
-    waiter: Arc<AtomicWaker>,
-    /// Bumped when a write or `set_len` finishes: read-ahead older than that is stale.
-    epoch: AtomicU64,
-    /// `O_DIRECT` alignment, cached: 0 unknown, `NOT_DIRECT`, or `mem << 32 | offset`.
-    direct: AtomicU64,
-    /// The file status flags (`F_GETFL`), read once: `FLAGS_UNKNOWN` until then.
-    /// They are shared with every duplicate, and aiofs never changes them.
-    flags: AtomicI32,
-    /// Set when the filesystem refused `preadv2(RWF_NOWAIT)`: reads take the AIO
-    /// path only, for good.
-    no_nowait: AtomicBool,
+    raw: RawFd,
+    /// Cleared by `take`: the number then belongs to someone else.
+    owned: AtomicBool,
+    /// A pool duplicate (counted in `DUPS_OPEN` while open).
+    dup: bool,
 }
 
-const FLAGS_UNKNOWN: i32 = i32::MIN;
-
-const NOT_DIRECT: u64 = u64::MAX;
-/// The `O_DIRECT` alignment when the filesystem does not say (`statx` without
-/// `STATX_DIOALIGN`): a page, safe on every Linux filesystem and device.
-const DEFAULT_DIRECT_ALIGN: u32 = 4096;
-
-/// A counted reference to an [`Fd`]: cloning it keeps the descriptor open.
-#[derive(Debug)]
-pub(crate) struct FdRef {
-    // Field order matters: `fd` is released before `wake` runs.
-    fd: Arc<Fd>,
-    wake: WakeOnDrop,
-}
-
-#[derive(Debug, Default)]
-struct WakeOnDrop(Option<Arc<AtomicWaker>>);
-
-impl Drop for WakeOnDrop {
-    fn drop(&mut self) {
-        if let Some(w) = self.0.take() {
-            w.wake();
+impl Fd {
+    pub(crate) fn new(fd: OwnedFd) -> Fd {
+        Fd {
+            raw: fd.into_raw_fd(),
+            owned: AtomicBool::new(true),
+            dup: false,
         }
-    }
-}
-
-impl FdRef {
-    pub(crate) fn new(file: StdFile) -> FdRef {
-        FdRef {
-            fd: Arc::new(Fd {
-                file,
-                seekable: AtomicU8::new(SEEK_UNKNOWN),
-                waiting: AtomicBool::new(false),
-                waiter: Arc::new(AtomicWaker::new()),
-                epoch: AtomicU64::new(0),
-                direct: AtomicU64::new(0),
-                flags: AtomicI32::new(FLAGS_UNKNOWN),
-                no_nowait: AtomicBool::new(false),
-            }),
-            wake: WakeOnDrop(None),
-        }
-    }
-
-    /// The standard file, for the calls `std` already does well.
-    pub(crate) fn std(&self) -> &StdFile {
-        &self.fd.file
     }
 
     pub(crate) fn raw(&self) -> RawFd {
-        self.fd.file.as_raw_fd()
+        self.raw
     }
 
     pub(crate) fn borrow(&self) -> BorrowedFd<'_> {
-        self.fd.file.as_fd()
+        // SAFETY: the descriptor is open while `self` lives: it is closed only by
+        // `Drop`, and `take` is called only once no one uses the number (the
+        // caller's contract); the borrow cannot outlive `self`.
+        unsafe { BorrowedFd::borrow_raw(self.raw) }
     }
 
-    /// How many references to this descriptor exist: a measure of how busy it
-    /// is (each request in flight holds one).
-    pub(crate) fn holders(&self) -> usize {
-        Arc::strong_count(&self.fd)
+    /// The descriptor as a `std::fs::File` for the calls `std` already does
+    /// well (metadata, `ftruncate`, `fchmod`); it is not closed afterwards.
+    pub(crate) fn std(&self) -> ManuallyDrop<StdFile> {
+        // SAFETY: as for `borrow`; `ManuallyDrop` keeps the `File` from closing a
+        // descriptor it does not own.
+        ManuallyDrop::new(unsafe { StdFile::from_raw_fd(self.raw) })
     }
 
-    /// The write epoch: changes whenever a write or `set_len` finishes.
-    pub(crate) fn epoch(&self) -> u64 {
-        self.fd.epoch.load(Ordering::Acquire)
-    }
-
-    /// A write or `set_len` finished.
-    pub(crate) fn bump_epoch(&self) {
-        self.fd.epoch.fetch_add(1, Ordering::AcqRel);
-    }
-
-    /// For an `O_DIRECT` descriptor, the alignment its transfers need:
-    /// `(buffer address, file offset and length)`, from `statx(STATX_DIOALIGN)`,
-    /// 4096 when the filesystem does not say. `None` without `O_DIRECT`.
-    pub(crate) fn direct_alignment(&self) -> Option<(usize, usize)> {
-        let cached = match self.fd.direct.load(Ordering::Relaxed) {
-            0 => {
-                let v = self.query_direct();
-                self.fd.direct.store(v, Ordering::Relaxed);
-                v
-            }
-            v => v,
-        };
-        (cached != NOT_DIRECT).then_some(((cached >> 32) as usize, (cached & 0xffff_ffff) as usize))
-    }
-
-    fn query_direct(&self) -> u64 {
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        {
-            if self
-                .status_flags()
-                .is_none_or(|flags| flags & libc::O_DIRECT == 0)
-            {
-                return NOT_DIRECT;
-            }
-            // SAFETY: all-zero is a valid `statx` to be filled.
-            let mut stx: libc::statx = unsafe { std::mem::zeroed() };
-            // SAFETY: an empty path with `AT_EMPTY_PATH` names the open descriptor;
-            // `stx` is valid for writes.
-            let ret = unsafe {
-                libc::statx(
-                    self.raw(),
-                    c"".as_ptr(),
-                    libc::AT_EMPTY_PATH,
-                    libc::STATX_DIOALIGN,
-                    &mut stx,
-                )
-            };
-            let (mut mem, mut off) = (DEFAULT_DIRECT_ALIGN, DEFAULT_DIRECT_ALIGN);
-            if ret == 0 && stx.stx_mask & libc::STATX_DIOALIGN != 0 {
-                if stx.stx_dio_mem_align.is_power_of_two() {
-                    mem = stx.stx_dio_mem_align;
-                }
-                if stx.stx_dio_offset_align.is_power_of_two() {
-                    off = stx.stx_dio_offset_align;
-                }
-            }
-            (u64::from(mem) << 32) | u64::from(off)
-        }
-        #[cfg(not(any(target_os = "linux", target_os = "android")))]
-        {
-            NOT_DIRECT
-        }
-    }
-
-    /// Whether a page-cache-only read (`RWF_NOWAIT`) may be tried: not on
-    /// `O_DIRECT` (it would wait for the device on the caller's thread), not
-    /// once the filesystem refused it.
-    pub(crate) fn nowait_allowed(&self) -> bool {
-        !self.fd.no_nowait.load(Ordering::Relaxed) && self.direct_alignment().is_none()
-    }
-
-    /// The filesystem refused `RWF_NOWAIT`: never try it again on this descriptor.
-    pub(crate) fn refuse_nowait(&self) {
-        self.fd.no_nowait.store(true, Ordering::Relaxed);
-    }
-
-    /// Whether the descriptor was opened with `O_APPEND` (false if unknown).
-    pub(crate) fn is_append(&self) -> bool {
-        self.status_flags()
-            .is_some_and(|flags| flags & libc::O_APPEND != 0)
-    }
-
-    /// `F_GETFL`, cached; `None` if it failed.
-    fn status_flags(&self) -> Option<i32> {
-        let flags = match self.fd.flags.load(Ordering::Relaxed) {
-            FLAGS_UNKNOWN => {
-                // SAFETY: `F_GETFL` only reads the flags of an open descriptor we own.
-                let flags = unsafe { libc::fcntl(self.raw(), libc::F_GETFL) };
-                if flags == -1 {
-                    return None;
-                }
-                self.fd.flags.store(flags, Ordering::Relaxed);
-                flags
-            }
-            flags => flags,
-        };
-        Some(flags)
-    }
-
-    /// Refuses a descriptor that cannot seek (pipe, socket, tty) with `ESPIPE`.
+    /// Gives up ownership: the number is returned and `Drop` will not close it.
+    /// `None` if it was taken already.
     ///
-    /// glibc's worker falls back from `pread` to a plain `read` on `ESPIPE`, which
-    /// would consume a stream: such descriptors must never reach `aio_read`.
-    pub(crate) fn check_seekable(&self) -> io::Result<()> {
-        match self.fd.seekable.load(Ordering::Relaxed) {
-            SEEK_YES => Ok(()),
-            SEEK_NO => Err(espipe()),
-            _ => match (&self.fd.file).stream_position() {
-                Ok(_) => {
-                    self.fd.seekable.store(SEEK_YES, Ordering::Relaxed);
-                    Ok(())
-                }
-                Err(e) if e.raw_os_error() == Some(libc::ESPIPE) => {
-                    self.fd.seekable.store(SEEK_NO, Ordering::Relaxed);
-                    Err(espipe())
-                }
-                // Any other error (e.g. EBADF) is not cached: report it as is.
-                Err(e) => Err(e),
-            },
+    /// The caller makes sure no request is running or will start on it.
+    pub(crate) fn take(&self) -> Option<OwnedFd> {
+        if !self.owned.swap(false, Ordering::AcqRel) {
+            return None;
         }
+        if self.dup {
+            DUPS_OPEN.fetch_sub(1, Ordering::Relaxed);
+        }
+        // SAFETY: we owned the number (the flag was set) and give that ownership
+        // to the returned `OwnedFd`; `Drop` no longer closes it.
+        Some(unsafe { OwnedFd::from_raw_fd(self.raw) })
     }
 
-    /// Ready once this is the only reference left.
-    pub(crate) fn poll_unique(&self, cx: &mut Context<'_>) -> Poll<()> {
-        self.fd.waiting.store(true, Ordering::SeqCst);
-        self.fd.waiter.register(cx.waker());
-        if Arc::strong_count(&self.fd) == 1 {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
+    /// A duplicate (`F_DUPFD_CLOEXEC`) sharing the open file description;
+    /// `pool`: one of aiofs's own (counted in `DUPS_OPEN`), not a user's clone.
+    pub(crate) fn dup(&self, pool: bool) -> io::Result<Fd> {
+        // SAFETY: `F_DUPFD_CLOEXEC` makes a new descriptor; it does not touch memory.
+        let raw = cvt(unsafe { libc::fcntl(self.raw, libc::F_DUPFD_CLOEXEC, 0) })?;
+        if pool {
+            DUPS_OPEN.fetch_add(1, Ordering::Relaxed);
+            DUPS_OPENED.fetch_add(1, Ordering::Relaxed);
         }
-    }
-
-    /// The standard file back, if this is the only reference.
-    pub(crate) fn try_unwrap(self) -> Result<StdFile, FdRef> {
-        let fd = Arc::clone(&self.fd);
-        drop(self);
-        match Arc::try_unwrap(fd) {
-            Ok(inner) => Ok(inner.file),
-            Err(fd) => Err(FdRef {
-                fd,
-                wake: WakeOnDrop(None),
-            }),
-        }
+        Ok(Fd {
+            raw,
+            owned: AtomicBool::new(true),
+            dup: pool,
+        })
     }
 }
 
-impl Clone for FdRef {
-    fn clone(&self) -> FdRef {
-        FdRef {
-            fd: Arc::clone(&self.fd),
-            wake: WakeOnDrop(None),
-        }
+impl AsRawFd for Fd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.raw
     }
 }
 
-impl Drop for FdRef {
+impl Drop for Fd {
     fn drop(&mut self) {
-        // `into_std` is waiting: wake it once our count is gone (`fd` drops first).
-        if self.fd.waiting.load(Ordering::SeqCst) {
-            self.wake.0 = Some(Arc::clone(&self.fd.waiter));
+        if *self.owned.get_mut() {
+            if self.dup {
+                DUPS_OPEN.fetch_sub(1, Ordering::Relaxed);
+            }
+            // SAFETY: we own the number (never taken); nothing uses it any more
+            // (every request holds an `Arc` of this `Fd`).
+            drop(unsafe { OwnedFd::from_raw_fd(self.raw) });
         }
     }
 }
 
-/// `ESPIPE` ("Illegal seek", `ErrorKind::NotSeekable`), as `pread` would give.
-fn espipe() -> io::Error {
-    io::Error::from_raw_os_error(libc::ESPIPE)
+/// The file status flags (`F_GETFL`): never waits for a device.
+pub(crate) fn status_flags(fd: BorrowedFd<'_>) -> io::Result<i32> {
+    // SAFETY: `F_GETFL` only reads the flags of an open descriptor.
+    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) })
+}
+
+/// Whether the descriptor can seek (`lseek(SEEK_CUR)`, which only reads the
+/// offset): `Ok(false)` for a pipe, socket or tty (`ESPIPE`).
+pub(crate) fn seekable(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    // SAFETY: `lseek(fd, 0, SEEK_CUR)` changes nothing and touches no memory.
+    let ret = unsafe { libc::lseek(fd.as_raw_fd(), 0, libc::SEEK_CUR) };
+    if ret >= 0 {
+        return Ok(true);
+    }
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::ESPIPE) {
+        Ok(false)
+    } else {
+        Err(err)
+    }
+}
+
+/// The descriptor's offset (`lseek(SEEK_CUR)`).
+pub(crate) fn offset(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    // SAFETY: as in `seekable`.
+    let ret = unsafe { libc::lseek(fd.as_raw_fd(), 0, libc::SEEK_CUR) };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret as u64)
+    }
+}
+
+/// Sets the descriptor's offset (`lseek(SEEK_SET)`).
+pub(crate) fn set_offset(fd: BorrowedFd<'_>, pos: u64) -> io::Result<()> {
+    let pos = libc::off_t::try_from(pos)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "aiofs: offset past i64::MAX"))?;
+    // SAFETY: `lseek` only sets the offset of an open descriptor.
+    let ret = unsafe { libc::lseek(fd.as_raw_fd(), pos, libc::SEEK_SET) };
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// The size of the file (`fstat`).
+///
+/// On a local filesystem this reads the in-memory inode of an open file; on a
+/// network filesystem it may ask the server: call it off the runtime threads
+/// where the size must be exact (`SeekFrom::End`).
+pub(crate) fn size(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    // SAFETY: all-zero bytes are a valid `stat` to be filled.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is valid for writes; the descriptor is open.
+    cvt(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
+    Ok(st.st_size.max(0) as u64)
+}
+
+/// The alignment `O_DIRECT` transfers on this descriptor need: `(buffer
+/// address, file offset and length)`, from `statx(STATX_DIOALIGN)`; `None` when
+/// the filesystem does not say (or off Linux).
+///
+/// Asked with `AT_STATX_DONT_SYNC`: the answer comes from the in-memory inode
+/// of the open file and the block device, never from a device or a server, so
+/// it may run on a runtime thread.
+pub(crate) fn direct_alignment(fd: BorrowedFd<'_>) -> Option<(u32, u32)> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        // SAFETY: all-zero is a valid `statx` to be filled.
+        let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+        // SAFETY: an empty path with `AT_EMPTY_PATH` names the open descriptor;
+        // `stx` is valid for writes.
+        let ret = unsafe {
+            libc::statx(
+                fd.as_raw_fd(),
+                c"".as_ptr(),
+                libc::AT_EMPTY_PATH | libc::AT_STATX_DONT_SYNC,
+                libc::STATX_DIOALIGN,
+                &mut stx,
+            )
+        };
+        if ret != 0 || stx.stx_mask & libc::STATX_DIOALIGN == 0 {
+            return None;
+        }
+        let pow2 = |v: u32| v.is_power_of_two().then_some(v);
+        Some((
+            pow2(stx.stx_dio_mem_align)?,
+            pow2(stx.stx_dio_offset_align)?,
+        ))
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = fd;
+        None
+    }
+}
+
+/// Whether `flags` (from [`status_flags`]) include `O_DIRECT`.
+pub(crate) fn is_direct(flags: i32) -> bool {
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    {
+        flags & libc::O_DIRECT != 0
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+    {
+        let _ = flags;
+        false
+    }
+}
+
+/// Whether `flags` (from [`status_flags`]) include `O_APPEND`.
+pub(crate) fn is_append(flags: i32) -> bool {
+    flags & libc::O_APPEND != 0
 }

@@ -15,6 +15,9 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 
 /// The write end of the self-pipe, or -1 before the pipe notifier starts.
 static PIPE_WR: AtomicI32 = AtomicI32::new(-1);
+/// The process that installed the action: a child forked without exec shares
+/// the pipe with its parent and must never write into it.
+static OWNER: AtomicI32 = AtomicI32::new(0);
 /// Set by the handler when the pipe was full: the reader must scan every slot.
 pub(crate) static OVERFLOW: AtomicBool = AtomicBool::new(false);
 /// Signals seen by the handler (every `si_code`).
@@ -91,8 +94,9 @@ pub(crate) fn validate(signo: i32) -> io::Result<()> {
 /// The caller keeps `pipe_wr` open for the life of the process.
 pub(crate) fn register_pipe_action(signo: i32, pipe_wr: RawFd) -> io::Result<()> {
     validate(signo)?;
+    OWNER.store(super::pid(), Ordering::Release);
     PIPE_WR.store(pipe_wr, Ordering::Release);
-    // SAFETY: `on_signal` is async-signal-safe: it uses atomics and `write(2)` only,
+    // SAFETY: `on_signal` is async-signal-safe: it uses atomics, `getpid(2)` and `write(2)` only,
     // allocates nothing and takes no lock. `validate` refused the forbidden signals
     // for which `register_sigaction` would panic.
     unsafe { signal_hook_registry::register_sigaction(signo, on_signal) }?;
@@ -105,6 +109,10 @@ fn on_signal(info: &libc::siginfo_t) {
     // signal number is not ours (it still reaches handlers chained before ours).
     if info.si_code != libc::SI_ASYNCIO {
         return;
+    }
+    // `getpid` is async-signal-safe (and not cached by glibc 2.25 and later).
+    if super::pid() != OWNER.load(Ordering::Acquire) {
+        return; // a forked child: the pipe is its parent's
     }
     let token = si_value(info);
     let fd = PIPE_WR.load(Ordering::Acquire);

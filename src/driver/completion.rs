@@ -1,0 +1,112 @@
+//! The one completion path: whatever woke a notifier (tokens from the
+//! self-pipe, a `signalfd` read, a wake-up of Tokio's signal stream, the
+//! recovery timer), [`Driver::on_wake`] turns it into "collect and wake" with
+//! one recovery rule.
+//!
+//! # The recovery rule
+//!
+//! A token is only a hint, and a signal can be lost: glibc sends none when the
+//! user's signal queue is full (`RLIMIT_SIGPENDING`, shared by all of the
+//! user's processes), and the kernel merges the instances of a standard signal.
+//! So, whatever the notifier and however busy the notification channel is:
+//!
+//! - every request in the OS is checked (`aio_error`, a *scan*) at least every
+//!   [`SCAN_EVERY`] while any is in flight, on the recovery timer;
+//! - a scan runs at once when a token may be missing: the self-pipe overflowed,
+//!   or the signal is a standard one (every wake-up by it);
+//! - a request whose result glibc lost to a full signal queue runs again
+//!   *quietly* (no signal, see `table.rs`); quiet requests are checked every
+//!   [`QUIET_EVERY`], and scans come every [`SCAN_FAST`] while lost results keep
+//!   being found.
+//!
+//! So a request whose signal was lost completes within about `SCAN_EVERY`
+//! plus its own run time, under any traffic.
+
+use std::time::{Duration, Instant};
+
+use super::Driver;
+use super::slots::{AfterUnlock, Token};
+use super::table::Table;
+use crate::sys::signal::OVERFLOW;
+
+/// The longest a request in flight goes without a scan.
+pub(super) const SCAN_EVERY: Duration = Duration::from_millis(200);
+/// The time between scans while lost results keep being found.
+const SCAN_FAST: Duration = Duration::from_millis(10);
+/// The time between checks of the quiet requests.
+const QUIET_EVERY: Duration = Duration::from_millis(1);
+
+/// When the recovery rule last acted (kept in the table, under its lock).
+#[derive(Debug)]
+pub(super) struct Recovery {
+    last_scan: Instant,
+    scan_every: Duration,
+    last_quiet: Instant,
+}
+
+impl Recovery {
+    pub(super) fn new() -> Recovery {
+        let now = Instant::now();
+        Recovery {
+            last_scan: now,
+            scan_every: SCAN_EVERY,
+            last_quiet: now,
+        }
+    }
+}
+
+impl Driver {
+    /// The one completion path: completes the requests `tokens` name, then
+    /// applies the recovery rule and starts queued requests. `signalled`: a
+    /// signal woke the caller (for a standard signal, tokens may be merged).
+    pub(super) fn on_wake(&self, tokens: &[usize], signalled: bool) {
+        // Tokens first (drained by the caller), then the flag, then act.
+        let overflow = OVERFLOW.swap(false, std::sync::atomic::Ordering::AcqRel);
+        let merged = signalled && self.merged_signal;
+        self.with_table(|t, out| {
+            for &raw in tokens {
+                t.complete(Token::from_raw(raw), out);
+            }
+            t.recover(Instant::now(), overflow || merged, out);
+            t.fill(out);
+        });
+    }
+
+    /// How long the recovery timer may sleep before [`on_wake`](Self::on_wake)
+    /// must run again.
+    pub(super) fn timer_timeout(&self) -> Duration {
+        self.table().next_due(Instant::now())
+    }
+}
+
+impl Table {
+    /// The recovery rule (see the module docs).
+    fn recover(&mut self, now: Instant, scan_now: bool, out: &mut AfterUnlock) {
+        let r = &mut self.recovery;
+        let scan_due = self.in_flight > 0 && now.duration_since(r.last_scan) >= r.scan_every;
+        if scan_now || scan_due {
+            let (_, lost) = self.scan(out);
+            let r = &mut self.recovery;
+            r.last_scan = now;
+            r.last_quiet = now;
+            r.scan_every = if lost { SCAN_FAST } else { SCAN_EVERY };
+        } else if !self.quiet.is_empty() && now.duration_since(r.last_quiet) >= QUIET_EVERY {
+            r.last_quiet = now;
+            self.poll_quiet(out);
+        }
+    }
+
+    /// How long until the recovery rule must act again: at most `SCAN_EVERY`
+    /// (queued requests refused by glibc are retried on these ticks too).
+    fn next_due(&self, now: Instant) -> Duration {
+        let r = &self.recovery;
+        let mut due = SCAN_EVERY;
+        if self.in_flight > 0 {
+            due = due.min((r.last_scan + r.scan_every).saturating_duration_since(now));
+        }
+        if !self.quiet.is_empty() {
+            due = due.min((r.last_quiet + QUIET_EVERY).saturating_duration_since(now));
+        }
+        due
+    }
+}

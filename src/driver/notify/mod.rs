@@ -1,0 +1,166 @@
+//! What wakes the driver. Every path ends in [`Driver::on_wake`], the one
+//! completion path; the notifiers only differ in how they are woken.
+//!
+//! - The signal action (`sys::signal`) writes each completion's token into a
+//!   self-pipe, under both notifiers.
+//! - **Pipe notifier** ([`pipe`]): the `aiofs-notifier` thread polls that pipe
+//!   (and, once the application blocks the signal, a `signalfd`) with `mio`.
+//! - **Signal notifier** ([`signal`]): a task on each runtime that submits or
+//!   waits reads Tokio's signal stream and drains the pipe when it wakes.
+//! - **The recovery timer**: the `aiofs-notifier` thread's poll timeout, or the
+//!   `aiofs-watchdog` thread under the signal notifier (which also drains the
+//!   pipe while no runtime listens). It wakes at least every
+//!   [`SCAN_EVERY`](super::completion::SCAN_EVERY), sooner when the recovery
+//!   rule asks (quiet requests), and can be woken early (`Driver::kick`).
+
+mod pipe;
+mod signal;
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+
+pub use pipe::block_completion_signal;
+pub(super) use signal::Listeners;
+
+use super::config::{Notifier, Settings};
+use super::stats::{self, TOKENS};
+use super::{Driver, wait};
+use crate::sys;
+
+const PIPE: Token = Token(0);
+const KICK: Token = Token(1);
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const SIGNALFD: Token = Token(2);
+
+const TOKEN_SIZE: usize = std::mem::size_of::<usize>();
+
+/// What the driver keeps of its notifier.
+pub(super) struct Started {
+    pub(super) token_pipe: OwnedFd,
+    pub(super) kick: mio::Waker,
+}
+
+/// Installs the signal action and the self-pipe, and starts the thread that
+/// runs the recovery timer (and, for the pipe notifier, reads the pipe).
+pub(super) fn start(settings: &Settings) -> io::Result<Started> {
+    let (rd, wr) = sys::pipe::pipe()?;
+    // The write end lives as long as the process: the handler may run at any time.
+    let wr_raw = wr.as_raw_fd();
+    std::mem::forget(wr);
+    sys::signal::register_pipe_action(settings.signal, wr_raw)?;
+
+    let poll = Poll::new()?;
+    let kick = mio::Waker::new(poll.registry(), KICK)?;
+    let reads_pipe = settings.notifier == Notifier::Pipe;
+    if reads_pipe {
+        poll.registry()
+            .register(&mut SourceFd(&rd.as_raw_fd()), PIPE, Interest::READABLE)?;
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        pipe::set_registry(poll.registry().try_clone()?, settings.signal)?;
+    }
+    let name = if reads_pipe {
+        "aiofs-notifier"
+    } else {
+        "aiofs-watchdog"
+    };
+    let signo = settings.signal;
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            // This thread reads the signals that every thread blocks from the
+            // signalfd; it must not take them itself. (Under the signal
+            // notifier, Tokio's stream needs them delivered to some thread, and
+            // this one has nothing to do with them either.)
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            let blocked = sys::signalfd::block_in_this_thread(signo);
+            #[cfg(not(any(target_os = "linux", target_os = "android")))]
+            let blocked = io::Result::Ok(());
+            let ok = blocked.is_ok();
+            let _ = started_tx.send(blocked);
+            if ok && let Some(driver) = wait() {
+                run(driver, poll, reads_pipe);
+            }
+        })?;
+    started_rx.recv().unwrap_or_else(|_| {
+        Err(io::Error::other(
+            "aiofs: the notifier thread died at its start",
+        ))
+    })?;
+    Ok(Started {
+        token_pipe: rd,
+        kick,
+    })
+}
+
+/// The notifier thread: waits for tokens (pipe notifier) or for the recovery
+/// timer, and hands everything to the one completion path.
+fn run(driver: &'static Driver, mut poll: Poll, reads_pipe: bool) {
+    let mut events = Events::with_capacity(8);
+    let mut drain = Drain::new();
+    loop {
+        if let Err(e) = poll.poll(&mut events, Some(driver.timer_timeout()))
+            && e.kind() != io::ErrorKind::Interrupted
+        {
+            // Nothing sensible to do but keep the recovery timer going.
+            std::thread::sleep(super::completion::SCAN_EVERY);
+        }
+        let mut signalled = false;
+        if reads_pipe || driver.listeners.as_ref().is_some_and(Listeners::none) {
+            // (Under the signal notifier: nobody else reads the pipe now.)
+            signalled |= drain.run(driver, &driver.token_pipe);
+        }
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if reads_pipe {
+            signalled |= pipe::drain_signalfd(driver, &mut drain.tokens);
+        }
+        if !signalled {
+            // The timer (or a kick): the recovery rule decides what to check.
+            driver.on_wake(&[], false);
+        }
+    }
+}
+
+/// Reads completion tokens from the self-pipe and completes their requests.
+pub(super) struct Drain {
+    buf: Vec<u8>,
+    tokens: Vec<usize>,
+}
+
+impl Drain {
+    pub(super) fn new() -> Drain {
+        Drain {
+            buf: vec![0u8; TOKEN_SIZE * 1024],
+            tokens: Vec::with_capacity(1024),
+        }
+    }
+
+    /// Drains the pipe (non-blocking) through [`Driver::on_wake`]; returns
+    /// whether it held anything.
+    pub(super) fn run(&mut self, driver: &Driver, rd: &OwnedFd) -> bool {
+        let mut got_any = false;
+        loop {
+            self.tokens.clear();
+            let n = match sys::pipe::read(rd, &mut self.buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            got_any = true;
+            // Writes of one token are atomic, and reads take whole multiples of
+            // a token: a torn read cannot happen; if it ever did, the tokens it
+            // hid would be found by the recovery timer's scans.
+            let chunks = self.buf[..n].chunks_exact(TOKEN_SIZE);
+            self.tokens.extend(chunks.map(|c| {
+                let mut raw = [0u8; TOKEN_SIZE];
+                raw.copy_from_slice(c);
+                usize::from_ne_bytes(raw)
+            }));
+            stats::add(&TOKENS, self.tokens.len() as u64);
+            driver.on_wake(&self.tokens, true);
+        }
+        got_any
+    }
+}

@@ -1,0 +1,168 @@
+//! The pipe notifier's `signalfd`, and [`block_completion_signal`], which
+//! turns it on.
+//!
+//! A completion signal interrupts some thread that does not block it, to run
+//! the action that writes its token into the self-pipe. Once every thread
+//! blocks the signal, the kernel keeps completions pending on the process
+//! instead, and the `aiofs-notifier` thread reads many at a time from a
+//! `signalfd`: no application thread is interrupted. The `signalfd` is opened
+//! only once the application asks (reading it takes every pending instance of
+//! the signal, including any meant for another handler).
+
+use std::io;
+
+use super::super::config::{self, Notifier};
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+use linux::*;
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod linux {
+    use std::io;
+    use std::os::fd::{AsRawFd, OwnedFd};
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use mio::Interest;
+    use mio::unix::SourceFd;
+
+    use super::super::super::Driver;
+    use super::super::super::stats::{self, SIGNALFD_SIGNALS, TOKENS};
+    use super::super::SIGNALFD;
+    use crate::sys;
+
+    /// The notifier's registry and signal number, once it started.
+    static REGISTRY: OnceLock<(mio::Registry, i32)> = OnceLock::new();
+    /// The signalfd, once the application blocks the signal.
+    static SIGNALFD_FD: OnceLock<OwnedFd> = OnceLock::new();
+    static REGISTERED: AtomicBool = AtomicBool::new(false);
+
+    /// The notifier started: remember its registry, and register the signalfd
+    /// if the application asked for it already.
+    pub(in super::super) fn set_registry(registry: mio::Registry, signo: i32) -> io::Result<()> {
+        let _ = REGISTRY.set((registry, signo));
+        register()
+    }
+
+    /// Opens the signalfd for `signo` (once) and registers it with the
+    /// notifier if it runs.
+    pub(super) fn open(signo: i32) -> io::Result<()> {
+        if SIGNALFD_FD.get().is_none() {
+            let sfd = sys::signalfd::open(signo)?;
+            // A concurrent caller may have set one first: ours is then closed.
+            let _ = SIGNALFD_FD.set(sfd);
+        }
+        register()
+    }
+
+    fn register() -> io::Result<()> {
+        let (Some((registry, _)), Some(sfd)) = (REGISTRY.get(), SIGNALFD_FD.get()) else {
+            return Ok(());
+        };
+        if REGISTERED.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        registry.register(
+            &mut SourceFd(&sfd.as_raw_fd()),
+            SIGNALFD,
+            Interest::READABLE,
+        )
+    }
+
+    /// Reads the signals that every thread blocks from the signalfd and
+    /// completes their requests; returns whether there were any.
+    pub(in super::super) fn drain_signalfd(driver: &Driver, tokens: &mut Vec<usize>) -> bool {
+        let Some(sfd) = SIGNALFD_FD.get() else {
+            return false;
+        };
+        tokens.clear();
+        let n = sys::signalfd::read(sfd, tokens).unwrap_or(0);
+        if n == 0 {
+            return false;
+        }
+        stats::add(&sys::signal::SIGNALS, n as u64);
+        stats::add(&SIGNALFD_SIGNALS, n as u64);
+        stats::add(&TOKENS, tokens.len() as u64);
+        driver.on_wake(tokens, true);
+        true
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(super) use linux::{drain_signalfd, set_registry};
+
+/// Blocks aiofs's completion signal in the calling thread (Linux, pipe notifier).
+///
+/// A completion signal interrupts some thread that does not block it, to run
+/// the signal action that hands the token to the notifier thread: on a busy
+/// process that is one more thread woken per completion. Once **every** thread
+/// blocks the signal, the kernel keeps it pending instead, and the notifier
+/// thread reads many at a time from a `signalfd`; no thread of yours is
+/// interrupted at all. Threads inherit the mask of the thread that starts them,
+/// so call this early in `main`, and in Tokio's `on_thread_start` for the
+/// runtime's threads. Until every thread blocks it, completions simply keep
+/// taking the signal action in the threads that do not: nothing is lost either
+/// way. `stats().signalfd_signals` shows how many came through the `signalfd`.
+///
+/// Call it after [`Config::install`](crate::Config::install): it blocks the
+/// signal number that the installed configuration (or `AIOFS_SIGNAL`, or the
+/// default) names. From the first call on, aiofs reads every pending instance
+/// of that signal: a signal that someone else sends to that number is taken too
+/// (and ignored, unless it is a completion), so it may no longer reach another
+/// handler for it. The number should be aiofs's alone anyway.
+///
+/// # Errors
+///
+/// `InvalidInput` under [`Notifier::Signal`], whose Tokio signal stream needs
+/// the signal delivered to a thread; `Unsupported` off Linux; the errors of a
+/// bad `AIOFS_*` variable; the error of opening the `signalfd` (e.g. `EMFILE`).
+/// On any error the thread's signal mask is left as it was.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> std::io::Result<()> {
+/// // This thread, and the threads it starts. (Refused under Notifier::Signal.)
+/// if let Err(e) = aiofs::block_completion_signal() {
+///     eprintln!("completions keep taking the signal action: {e}");
+/// }
+/// let rt = tokio::runtime::Builder::new_multi_thread()
+///     .on_thread_start(|| {
+///         // The mask is inherited already; this also covers threads started
+///         // from elsewhere. It cannot fail once it worked on the main thread.
+///         let _ = aiofs::block_completion_signal();
+///     })
+///     .enable_all()
+///     .build()?;
+/// rt.block_on(async {
+///     let file = aiofs::File::from_std(tempfile::tempfile()?);
+///     let (res, _) = file.write_at(b"hello".to_vec(), 0).await;
+///     res.map(drop)
+/// })?;
+/// # Ok(())
+/// # }
+/// ```
+pub fn block_completion_signal() -> io::Result<()> {
+    let settings = config::current_settings()?;
+    if settings.notifier == Notifier::Signal {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "aiofs: block_completion_signal is for the pipe notifier: Tokio's signal stream \
+             (Notifier::Signal) needs the signal delivered to a thread",
+        ));
+    }
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        // The signalfd first: if it cannot be had, the mask stays as it was
+        // (a blocked signal nobody reads would pile up unseen).
+        open(settings.signal)?;
+        crate::sys::signalfd::block_in_this_thread(settings.signal)
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "aiofs: block_completion_signal needs signalfd (Linux)",
+        ))
+    }
+}

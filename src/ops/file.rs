@@ -1,0 +1,437 @@
+//! The file as requests see it.
+//!
+//! - [`Description`]: what POSIX calls the *open file description*, shared by a
+//!   `File`, its clones (`try_clone` duplicates the descriptor) and every
+//!   duplicate in its pool: the status flags, the `O_DIRECT` alignment, whether
+//!   the filesystem refuses `RWF_NOWAIT`, and the *write epoch*, bumped when any
+//!   write through any of them finishes, which tells read-ahead it may be stale.
+//! - [`OpenFile`]: one per `File`: its own descriptor and the pool of
+//!   duplicates its reads are spread over, and the count of requests using
+//!   them, which `into_std` waits for before it gives the descriptor away.
+//!
+//! A request holds a [`Use`] from just before it reads the descriptor number
+//! until the OS is done with it (the driver drops it then, before waking the
+//! future). `into_std` closes the file to new uses once the count is zero: a
+//! future created before and polled after gets an error, never a descriptor
+//! number that may name another file by then.
+
+use std::io;
+use std::os::fd::BorrowedFd;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures::task::AtomicWaker;
+
+use crate::sys::fd::{self as sysfd, Fd};
+
+const SEEK_UNKNOWN: u8 = 0;
+const SEEK_YES: u8 = 1;
+const SEEK_NO: u8 = 2;
+
+/// The `O_DIRECT` alignment when the filesystem does not say (`statx` without
+/// `STATX_DIOALIGN`): a page, safe on every Linux filesystem and device.
+const DEFAULT_DIRECT_ALIGN: usize = 4096;
+
+/// The open file description: shared by a `File`, its clones and duplicates.
+#[derive(Debug)]
+pub(crate) struct Description {
+    /// `F_GETFL` (0 if it failed): shared by every duplicate, never changed by aiofs.
+    flags: i32,
+    /// For `O_DIRECT`: `(buffer address, file offset and length)` alignment.
+    direct: Option<(usize, usize)>,
+    /// Whether positioned I/O works on it (`lseek` succeeds), found at first use.
+    seekable: AtomicU8,
+    /// The filesystem refused `preadv2(RWF_NOWAIT)`: reads take the AIO path only.
+    no_nowait: AtomicBool,
+    /// Bumped when a write or `set_len` through any descriptor of it finishes.
+    epoch: AtomicU64,
+}
+
+impl Description {
+    /// Reads the flags and, for `O_DIRECT`, the alignment. Neither waits for
+    /// a device (see `sys::fd::direct_alignment`).
+    fn new(fd: BorrowedFd<'_>) -> Description {
+        let flags = sysfd::status_flags(fd).unwrap_or(0);
+        let direct = sysfd::is_direct(flags).then(|| {
+            sysfd::direct_alignment(fd)
+                .map_or((DEFAULT_DIRECT_ALIGN, DEFAULT_DIRECT_ALIGN), |(m, o)| {
+                    (m as usize, o as usize)
+                })
+        });
+        Description {
+            flags,
+            direct,
+            seekable: AtomicU8::new(SEEK_UNKNOWN),
+            no_nowait: AtomicBool::new(false),
+            epoch: AtomicU64::new(0),
+        }
+    }
+
+    /// For an `O_DIRECT` description, the alignment its transfers need:
+    /// `(buffer address, file offset and length)`. `None` without `O_DIRECT`.
+    pub(crate) fn direct_alignment(&self) -> Option<(usize, usize)> {
+        self.direct
+    }
+
+    /// Whether the description was opened with `O_APPEND`.
+    pub(crate) fn is_append(&self) -> bool {
+        sysfd::is_append(self.flags)
+    }
+
+    /// The write epoch: changes whenever a write or `set_len` finishes.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// A write or `set_len` finished.
+    pub(crate) fn bump_epoch(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Whether a page-cache-only read (`RWF_NOWAIT`) may be tried: not on
+    /// `O_DIRECT` (it would wait for the device on the caller's thread), not
+    /// once the filesystem refused it.
+    pub(crate) fn nowait_allowed(&self) -> bool {
+        self.direct.is_none() && !self.no_nowait.load(Ordering::Relaxed)
+    }
+
+    /// The filesystem refused `RWF_NOWAIT`: never try it again here.
+    pub(crate) fn refuse_nowait(&self) {
+        self.no_nowait.store(true, Ordering::Relaxed);
+    }
+}
+
+/// How a read is about to reach AIO: decides how many descriptors it may be
+/// spread over (glibc runs one request per descriptor at a time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReadKind {
+    /// The page cache did not hold it: it waits for the device.
+    Miss,
+    /// Any other read (batches, vectored, large reads, fast path off).
+    Plain,
+    /// The stream's read-ahead.
+    Ahead,
+}
+
+/// Descriptors for an `O_DIRECT` file's reads, by default: 8 was the best of
+/// 4, 8 and 16 at queue depth 32 (`benches/compare --only direct`).
+pub(crate) const DIRECT_POOL: usize = 8;
+/// Descriptors for reads that missed the page cache, by default.
+pub(crate) const MISS_POOL: usize = 8;
+/// Descriptors for the stream's read-ahead: two glibc workers copy in parallel.
+const AHEAD_POOL: usize = 2;
+/// The largest pool.
+pub(crate) const MAX_POOL: usize = 64;
+/// A duplicate unused for this long is closed (at the file's next read).
+const IDLE: Duration = Duration::from_secs(2);
+
+/// One descriptor of a file's pool and the AIO requests it carries now.
+#[derive(Debug)]
+struct Lane {
+    fd: Arc<Fd>,
+    busy: AtomicUsize,
+}
+
+#[derive(Debug)]
+struct PoolEntry {
+    lane: Arc<Lane>,
+    last_used: Instant,
+}
+
+/// A `File` as its requests see it.
+#[derive(Debug)]
+pub(crate) struct OpenFile {
+    desc: Arc<Description>,
+    /// The file's own descriptor: lane 0 of `pool`.
+    own: Arc<Lane>,
+    /// Duplicates, made when the queue depth needs them.
+    pool: Mutex<Vec<PoolEntry>>,
+    /// `set_fd_pool`; 0: the defaults by [`ReadKind`].
+    pool_size: AtomicUsize,
+    /// Requests using the descriptors now, and the [`CLOSED`] bit.
+    uses: AtomicUsize,
+    /// Woken when `uses` falls to zero (for `into_std`).
+    closer: AtomicWaker,
+}
+
+const CLOSED: usize = 1 << (usize::BITS - 1);
+
+impl OpenFile {
+    /// A new file on `fd`, with its own open file description.
+    pub(crate) fn from_owned(fd: std::os::fd::OwnedFd) -> Arc<OpenFile> {
+        OpenFile::new(Fd::new(fd))
+    }
+
+    fn new(fd: Fd) -> Arc<OpenFile> {
+        let desc = Arc::new(Description::new(fd.borrow()));
+        OpenFile::with_description(fd, desc)
+    }
+
+    /// A file on `fd`, which shares the open file description `desc`.
+    pub(crate) fn with_description(fd: Fd, desc: Arc<Description>) -> Arc<OpenFile> {
+        Arc::new(OpenFile {
+            desc,
+            own: Arc::new(Lane {
+                fd: Arc::new(fd),
+                busy: AtomicUsize::new(0),
+            }),
+            pool: Mutex::new(Vec::new()),
+            pool_size: AtomicUsize::new(0),
+            uses: AtomicUsize::new(0),
+            closer: AtomicWaker::new(),
+        })
+    }
+
+    pub(crate) fn description(&self) -> &Arc<Description> {
+        &self.desc
+    }
+
+    /// The file's own descriptor.
+    pub(crate) fn fd(&self) -> &Arc<Fd> {
+        &self.own.fd
+    }
+
+    /// Starts a use of the descriptors.
+    ///
+    /// # Errors
+    ///
+    /// Once `into_std` gave the descriptor away.
+    pub(crate) fn begin(self: &Arc<Self>) -> io::Result<Use> {
+        if self.uses.fetch_add(1, Ordering::AcqRel) & CLOSED != 0 {
+            self.end_use();
+            return Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "aiofs: the File was converted with into_std: this request was not submitted",
+            ));
+        }
+        Ok(Use {
+            file: Arc::clone(self),
+            lane: None,
+            write: false,
+        })
+    }
+
+    fn end_use(&self) {
+        if self.uses.fetch_sub(1, Ordering::AcqRel) & !CLOSED == 1 {
+            self.closer.wake();
+        }
+    }
+
+    /// Closes the file to new uses once none is running (`into_std`).
+    pub(crate) fn poll_close(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.closer.register(cx.waker());
+        match self
+            .uses
+            .compare_exchange(0, CLOSED, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => {}
+            Err(CLOSED) => {} // closed already
+            // Requests run: `end_use` wakes us when the last one is done.
+            Err(_) => return Poll::Pending,
+        }
+        // Closed: the duplicates go (requests holding one cannot start).
+        self.lock_pool().clear();
+        Poll::Ready(())
+    }
+
+    /// Whether no request uses the descriptors now.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.uses.load(Ordering::Acquire) & !CLOSED == 0
+    }
+
+    fn lock_pool(&self) -> MutexGuard<'_, Vec<PoolEntry>> {
+        self.pool.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets the most descriptors reads are spread over (`set_fd_pool`).
+    pub(crate) fn set_pool_size(&self, n: usize) {
+        self.pool_size
+            .store(n.clamp(1, MAX_POOL), Ordering::Relaxed);
+    }
+
+    /// The most descriptors reads of `kind` are spread over.
+    pub(crate) fn pool_size(&self, kind: ReadKind) -> usize {
+        match self.pool_size.load(Ordering::Relaxed) {
+            0 if self.desc.direct.is_some() => DIRECT_POOL,
+            0 => match kind {
+                ReadKind::Miss => MISS_POOL,
+                ReadKind::Plain => 1,
+                ReadKind::Ahead => AHEAD_POOL,
+            },
+            n => n,
+        }
+    }
+
+    /// The descriptor an AIO read of `kind` goes to: the least busy of the
+    /// first [`pool_size`](Self::pool_size), a new duplicate if they are all
+    /// busy and the process's bound allows one. The use then counts on it.
+    pub(crate) fn lane_for_read(
+        &self,
+        mut use_: Use,
+        kind: ReadKind,
+        max_dups: usize,
+    ) -> (Arc<Fd>, Use) {
+        let size = self.pool_size(kind);
+        let lane = if size <= 1 {
+            Arc::clone(&self.own)
+        } else {
+            self.pick(size, max_dups)
+        };
+        lane.busy.fetch_add(1, Ordering::AcqRel);
+        let fd = Arc::clone(&lane.fd);
+        use_.lane = Some(lane);
+        (fd, use_)
+    }
+
+    /// The descriptor for a write (always the file's own: glibc runs one
+    /// descriptor's requests in order, so writes are never reordered).
+    pub(crate) fn lane_for_write(&self, mut use_: Use) -> (Arc<Fd>, Use) {
+        use_.write = true;
+        (Arc::clone(&self.own.fd), use_)
+    }
+
+    /// The descriptor for an `aio_fsync`: the file's own, behind its writes.
+    pub(crate) fn lane_for_sync(&self, use_: Use) -> (Arc<Fd>, Use) {
+        (Arc::clone(&self.own.fd), use_)
+    }
+
+    fn pick(&self, size: usize, max_dups: usize) -> Arc<Lane> {
+        let now = Instant::now();
+        let mut pool = self.lock_pool();
+        // Idle duplicates go back to the system.
+        pool.retain(|e| {
+            e.lane.busy.load(Ordering::Acquire) > 0 || now.duration_since(e.last_used) < IDLE
+        });
+        let own_busy = self.own.busy.load(Ordering::Acquire);
+        let mut best: Option<(usize, usize)> = None; // (busy, index)
+        for (i, e) in pool.iter().take(size - 1).enumerate() {
+            let b = e.lane.busy.load(Ordering::Acquire);
+            if best.is_none_or(|(bb, _)| b < bb) {
+                best = Some((b, i));
+            }
+        }
+        let least = best.map_or(own_busy, |(b, _)| b.min(own_busy));
+        if least > 0
+            && pool.len() < size - 1
+            && (sysfd::DUPS_OPEN.load(Ordering::Relaxed) as usize) < max_dups
+            && let Ok(dup) = self.own.fd.dup(true)
+        {
+            // Every descriptor is busy: one more runs a request at once.
+            let lane = Arc::new(Lane {
+                fd: Arc::new(dup),
+                busy: AtomicUsize::new(0),
+            });
+            pool.push(PoolEntry {
+                lane: Arc::clone(&lane),
+                last_used: now,
+            });
+            crate::driver::stats::add(&crate::driver::stats::POOL_REQUESTS, 1);
+            return lane;
+        }
+        match best {
+            Some((b, i)) if b < own_busy => {
+                pool[i].last_used = now;
+                crate::driver::stats::add(&crate::driver::stats::POOL_REQUESTS, 1);
+                Arc::clone(&pool[i].lane)
+            }
+            _ => Arc::clone(&self.own),
+        }
+    }
+
+    /// The descriptor's offset (`lseek(SEEK_CUR)`: never waits).
+    pub(crate) fn offset(&self) -> io::Result<u64> {
+        sysfd::offset(self.own.fd.borrow())
+    }
+
+    /// Sets the descriptor's offset (for `into_std`).
+    pub(crate) fn set_offset(&self, pos: u64) -> io::Result<()> {
+        sysfd::set_offset(self.own.fd.borrow(), pos)
+    }
+
+    /// The file's size (`fstat`): may wait (a network filesystem asks its
+    /// server): call it on the blocking pool.
+    pub(crate) fn size(self: &Arc<Self>) -> io::Result<u64> {
+        let _use = self.begin()?;
+        sysfd::size(self.own.fd.borrow())
+    }
+
+    /// Runs a `std::fs::File` call (metadata, `ftruncate`, `fchmod`) on the
+    /// descriptor, as a use of it: call it on the blocking pool.
+    pub(crate) fn with_std<R>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&std::fs::File) -> io::Result<R>,
+    ) -> io::Result<R> {
+        let _use = self.begin()?;
+        f(&self.own.fd.std())
+    }
+
+    /// A new `OpenFile` on a duplicate of the descriptor, sharing the open
+    /// file description (`try_clone`).
+    pub(crate) fn try_clone(self: &Arc<Self>) -> io::Result<Arc<OpenFile>> {
+        let _use = self.begin()?;
+        let fd = self.own.fd.dup(false)?;
+        Ok(OpenFile::with_description(fd, Arc::clone(&self.desc)))
+    }
+
+    /// The descriptor, given away once [`poll_close`](Self::poll_close) closed
+    /// the file to new uses. `None` if it was given away already.
+    pub(crate) fn take_fd(&self) -> Option<std::os::fd::OwnedFd> {
+        debug_assert!(self.uses.load(Ordering::Acquire) == CLOSED);
+        self.own.fd.take()
+    }
+
+    /// Whether positioned I/O works on the descriptor (pipes, sockets and ttys
+    /// are refused with `ESPIPE`: glibc's worker would fall back from `pread`
+    /// to a plain `read` and consume the stream).
+    pub(crate) fn check_seekable(&self) -> io::Result<()> {
+        match self.desc.seekable.load(Ordering::Relaxed) {
+            SEEK_YES => Ok(()),
+            SEEK_NO => Err(io::Error::from_raw_os_error(libc::ESPIPE)),
+            _ => match sysfd::seekable(self.own.fd.borrow()) {
+                Ok(true) => {
+                    self.desc.seekable.store(SEEK_YES, Ordering::Relaxed);
+                    Ok(())
+                }
+                Ok(false) => {
+                    self.desc.seekable.store(SEEK_NO, Ordering::Relaxed);
+                    Err(io::Error::from_raw_os_error(libc::ESPIPE))
+                }
+                // Any other error (e.g. EBADF) is not cached: report it as is.
+                Err(e) => Err(e),
+            },
+        }
+    }
+}
+
+/// One request's use of a file's descriptors: counted from before the
+/// descriptor number is read until the OS is done with the request.
+#[derive(Debug)]
+pub(crate) struct Use {
+    file: Arc<OpenFile>,
+    /// The descriptor an AIO read runs on (its busy count).
+    lane: Option<Arc<Lane>>,
+    /// A write: finishing it bumps the write epoch.
+    write: bool,
+}
+
+impl Use {
+    pub(crate) fn file(&self) -> &Arc<OpenFile> {
+        &self.file
+    }
+}
+
+impl Drop for Use {
+    fn drop(&mut self) {
+        if self.write {
+            // Whatever happened, the file may have changed: read-ahead older
+            // than this is stale (whether the write's future waits for it or not).
+            self.file.desc.bump_epoch();
+        }
+        if let Some(lane) = &self.lane {
+            lane.busy.fetch_sub(1, Ordering::AcqRel);
+        }
+        self.file.end_use();
+    }
+}
