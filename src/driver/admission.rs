@@ -20,14 +20,16 @@ const IDLE_REFUSALS: u8 = 8;
 
 impl Table {
     /// Records that the request of `key` is now in the OS.
-    fn mark_started(&mut self, key: usize) {
+    fn mark_started(&mut self, key: usize, out: &mut AfterUnlock) {
         let slot = &mut self.slots[key];
         if !slot.started {
             slot.started = true;
             add(&SUBMITTED, 1);
         }
         if slot.quiet {
+            // No signal will come: the recovery timer polls it.
             self.quiet.push(Token::new(key, slot.generation));
+            out.kick_timer = true;
         }
         self.in_flight += 1;
         add(&IN_FLIGHT, 1);
@@ -41,9 +43,17 @@ impl Table {
         };
     }
 
-    /// Sets the notification a queued request of `key` will be submitted with.
+    /// Sets the notification a queued request of `key` will be submitted with:
+    /// its token in a signal, or none while the signal queue is thought full.
     fn arm(&mut self, key: usize) {
         let signo = self.signo;
+        if let Some(until) = self.quiet_until {
+            if std::time::Instant::now() < until {
+                self.slots[key].quiet = true;
+            } else {
+                self.quiet_until = None;
+            }
+        }
         let slot = &mut self.slots[key];
         let notify = if slot.quiet {
             Notify::Quiet
@@ -54,10 +64,10 @@ impl Table {
     }
 
     /// `aio_*` for a queued slot.
-    fn start(&mut self, key: usize) -> io::Result<()> {
+    fn start(&mut self, key: usize, out: &mut AfterUnlock) -> io::Result<()> {
         self.arm(key);
         self.slots[key].cb().submit()?;
-        self.mark_started(key);
+        self.mark_started(key, out);
         Ok(())
     }
 
@@ -137,7 +147,7 @@ impl Table {
     /// the queue and returns true (retried after the next completion or tick).
     fn start_each(&mut self, run: &[(Token, usize)], out: &mut AfterUnlock) -> bool {
         for (i, &(token, key)) in run.iter().enumerate() {
-            match self.start(key) {
+            match self.start(key, out) {
                 Ok(()) => sub(&QUEUED, 1),
                 Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
                     for &(t, _) in run[i + 1..].iter().rev() {
@@ -178,7 +188,7 @@ impl Table {
             match res {
                 Ok(()) => {
                     sub(&QUEUED, 1);
-                    self.mark_started(key);
+                    self.mark_started(key, out);
                 }
                 Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => again.push((token, key)),
                 Err(e) => {

@@ -24,6 +24,10 @@ use super::slots::{AfterUnlock, GENERATION_MAX, Group, INDEX_MASK, Release, Slot
 use super::stats::*;
 use crate::sys::aio::{Aiocb, Notify, Status};
 
+/// How long new requests are submitted quietly after glibc lost a result to a
+/// full signal queue (each such loss starts the spell again).
+const QUIET_SPELL: std::time::Duration = std::time::Duration::from_secs(1);
+
 fn too_many() -> io::Error {
     io::Error::other("aiofs: too many requests in the completion table")
 }
@@ -81,6 +85,9 @@ pub(crate) struct Table {
     pub(super) listio: bool,
     /// When the recovery rule last acted.
     pub(super) recovery: super::completion::Recovery,
+    /// Until then, new requests are submitted quietly too: glibc just lost a
+    /// result to a full signal queue, which is likely full still.
+    pub(super) quiet_until: Option<std::time::Instant>,
 }
 
 impl Table {
@@ -97,6 +104,7 @@ impl Table {
             run: Vec::new(),
             listio,
             recovery: super::completion::Recovery::new(),
+            quiet_until: None,
         }
     }
 
@@ -343,12 +351,16 @@ impl Table {
 
     /// Collects the result of `key` if `aio_error` says it is finished.
     pub(super) fn reap(&mut self, key: usize, out: &mut AfterUnlock) -> Reaped {
+        let quiet_until = &mut self.quiet_until;
         let slot = &mut self.slots[key];
         let Status::Done(code) = slot.cb().status() else {
             return Reaped::Running;
         };
         let res = slot.cb().reap(code);
         let orphaned = matches!(slot.state, State::Orphaned);
+        if code == libc::EAGAIN && !slot.quiet {
+            *quiet_until = Some(std::time::Instant::now() + QUIET_SPELL);
+        }
         if code == libc::EAGAIN && !slot.quiet {
             let cb = slot.cb();
             if !cb.is_idempotent() {
