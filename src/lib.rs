@@ -47,6 +47,15 @@
 //! not move while a request is in flight. [`block_completion_signal`] lets
 //! the notifier read completions from a `signalfd` instead of interrupting
 //! your threads.
+//!
+//! A completion whose signal was lost (a full signal queue, merged signals) is
+//! found by a scan within about 200 ms whatever the traffic, and a result
+//! glibc lost to a full signal queue is recovered; the buffered writes of a
+//! `File` dropped without a flush land before its runtime finishes shutting
+//! down, as with `tokio::fs`.
+//!
+//! The design (layers, the life of a request, the recovery rule, the facts of
+//! glibc AIO it rests on) is in the repository's `ARCHITECTURE.md`.
 
 #![warn(
     missing_docs,

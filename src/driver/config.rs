@@ -35,7 +35,8 @@ pub enum Notifier {
 ///
 /// Fields left unset come from the environment (`AIOFS_NOTIFIER=pipe|signal`,
 /// `AIOFS_SIGNAL=<number>`, `AIOFS_NOWAIT=0|1`, `AIOFS_LISTIO=0|1`,
-/// `AIOFS_READ_AHEAD=<n>`, `AIOFS_MAX_POOL_FDS=<n>`) and otherwise from the
+/// `AIOFS_READ_AHEAD=<n>`, `AIOFS_MAX_POOL_FDS=<n>`,
+/// `AIOFS_RUNTIME_DELIVERY=0|1`) and otherwise from the
 /// defaults: [`Notifier::Pipe`], signal `SIGRTMIN() + 6`, an in-flight limit of
 /// a quarter of `RLIMIT_SIGPENDING` (at most 1024), the page-cache fast path
 /// for reads of up to 128 KiB, queued requests started together with
@@ -66,6 +67,7 @@ pub struct Config {
     listio: Option<bool>,
     read_ahead: Option<usize>,
     max_pool_fds: Option<usize>,
+    runtime_delivery: Option<bool>,
 }
 
 /// The stream's read-ahead window, by default: up to this many reads in flight.
@@ -92,6 +94,8 @@ pub(crate) struct Settings {
     pub(crate) read_ahead: usize,
     /// The most duplicate descriptors open at once in the process.
     pub(crate) max_pool_fds: usize,
+    /// Pipe notifier: completions read by the runtimes' reactors.
+    pub(crate) runtime_delivery: bool,
 }
 
 struct State {
@@ -200,6 +204,22 @@ impl Config {
     /// `Stats::pool_fds` shows how many are open.
     pub fn max_pool_fds(mut self, n: usize) -> Config {
         self.max_pool_fds = Some(n);
+        self
+    }
+
+    /// Pipe notifier: whether completions are read by the Tokio runtime that
+    /// waits for them (default on, or from `AIOFS_RUNTIME_DELIVERY=0|1`).
+    ///
+    /// On, each runtime that submits or waits registers the self-pipe of
+    /// completion tokens (and, once the signal is blocked, the `signalfd`) with
+    /// its own reactor: the worker that wakes for a completion is the one that
+    /// runs the task waiting for it, as with `spawn_blocking`, instead of the
+    /// `aiofs-notifier` thread waking first and then waking the worker. The
+    /// thread still runs the recovery timer, and reads for requests made
+    /// outside Tokio (or from a runtime without IO). Off, the thread reads
+    /// every completion.
+    pub fn runtime_delivery(mut self, enable: bool) -> Config {
+        self.runtime_delivery = Some(enable);
         self
     }
 
@@ -344,6 +364,10 @@ fn resolve(config: &Config) -> io::Result<Settings> {
             })?,
         },
     };
+    let runtime_delivery = match config.runtime_delivery {
+        Some(on) => on,
+        None => env_flag("AIOFS_RUNTIME_DELIVERY")?.unwrap_or(true),
+    };
     Ok(Settings {
         notifier,
         signal,
@@ -352,6 +376,7 @@ fn resolve(config: &Config) -> io::Result<Settings> {
         listio,
         read_ahead,
         max_pool_fds,
+        runtime_delivery,
     })
 }
 

@@ -113,9 +113,12 @@ fn take(handle: &Handle) -> (Hold, bool) {
     if first {
         // Spawning it is what holds the runtime (Tokio counts blocking tasks
         // from their spawn).
+        // Made before the spawn, so that a task cancelled unrun (the pool
+        // shuts down) or refused still drops it, and its drop waits.
+        let waiter = Waiter(runtime);
         SPAWNING.set(true);
         REFUSED.set(false);
-        drop(handle.spawn_blocking(move || drop(Waiter(runtime))));
+        drop(handle.spawn_blocking(move || drop(waiter)));
         SPAWNING.set(false);
         if REFUSED.take()
             && let Some(e) = holds().iter_mut().find(|e| e.runtime == runtime)

@@ -19,6 +19,7 @@ mod table;
 
 use std::io;
 use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::task::{Poll, Waker};
 
@@ -42,8 +43,13 @@ pub(crate) struct Driver {
     token_pipe: OwnedFd,
     /// Wakes the recovery timer's thread early.
     kick: mio::Waker,
-    /// The runtimes reading Tokio's signal stream (signal notifier only).
+    /// The runtimes' listeners: reading Tokio's signal stream (signal
+    /// notifier), or the pipe and signalfd through their reactors (pipe
+    /// notifier with runtime delivery).
     listeners: Option<notify::Listeners>,
+    /// Requests in flight that no runtime listens for (submitted outside Tokio,
+    /// or from a runtime without IO): the notifier thread reads for them.
+    external: AtomicUsize,
 }
 
 static DRIVER: OnceLock<Result<Driver, (io::ErrorKind, String)>> = OnceLock::new();
@@ -91,7 +97,14 @@ impl Driver {
             settings,
             token_pipe: started.token_pipe,
             kick: started.kick,
-            listeners: (settings.notifier == Notifier::Signal).then(notify::Listeners::new),
+            listeners: match settings.notifier {
+                Notifier::Signal => Some(notify::Listeners::new(notify::Kind::SignalStream)),
+                Notifier::Pipe if settings.runtime_delivery => {
+                    Some(notify::Listeners::new(notify::Kind::Fds))
+                }
+                Notifier::Pipe => None,
+            },
+            external: AtomicUsize::new(0),
         })
     }
 
@@ -118,15 +131,36 @@ impl Driver {
         r
     }
 
-    /// Under the signal notifier, makes sure this runtime reads the signal
-    /// stream (the error says why it cannot); nothing to do under the pipe one.
-    /// Called on every submission and poll, so that a runtime that submits or
-    /// waits always has its own listener.
-    pub(crate) fn can_submit(&'static self) -> io::Result<()> {
+    /// Makes sure this runtime has a listener (it is spawned on first use):
+    /// returns whether one listens here. Called on every submission and poll,
+    /// so that a runtime that submits or waits always has its own listener.
+    ///
+    /// # Errors
+    ///
+    /// Under the signal notifier, outside a Tokio runtime with IO.
+    fn listening(&'static self) -> io::Result<bool> {
         match &self.listeners {
             Some(l) => l.ensure(self),
-            None => Ok(()),
+            None => Ok(false),
         }
+    }
+
+    /// Whether a request could be submitted from here (under the signal
+    /// notifier, a Tokio runtime with IO must read the stream).
+    pub(crate) fn can_submit(&'static self) -> io::Result<()> {
+        self.listening().map(drop)
+    }
+
+    /// Adds to `release` the count of external requests (no runtime listens
+    /// for them) if so: the notifier thread then reads the pipe for them.
+    fn account(&'static self, listening: bool, release: Option<Release>) -> Option<Release> {
+        if listening || self.listeners.is_none() {
+            return release;
+        }
+        if self.external.fetch_add(1, Ordering::AcqRel) == 0 {
+            let _ = self.kick.wake();
+        }
+        Some(Box::new((release, External(self))))
     }
 
     /// Takes a request: it is in flight (or queued) when this returns `Ok`.
@@ -137,9 +171,11 @@ impl Driver {
         release: Option<Release>,
         waker: &Waker,
     ) -> Result<Token, (io::Error, Aiocb)> {
-        if let Err(e) = self.can_submit() {
-            return Err((e, cb));
-        }
+        let listening = match self.listening() {
+            Ok(l) => l,
+            Err(e) => return Err((e, cb)),
+        };
+        let release = self.account(listening, release);
         let hold = hold::paused();
         self.with_table(|t, out| t.submit(cb, release, waker, hold, out))
     }
@@ -151,9 +187,14 @@ impl Driver {
         reqs: Vec<(Aiocb, Option<Release>)>,
         group: &std::sync::Arc<Group>,
     ) -> Result<Vec<Token>, (io::Error, Vec<Aiocb>)> {
-        if let Err(e) = self.can_submit() {
-            return Err((e, reqs.into_iter().map(|(cb, _)| cb).collect()));
-        }
+        let listening = match self.listening() {
+            Ok(l) => l,
+            Err(e) => return Err((e, reqs.into_iter().map(|(cb, _)| cb).collect())),
+        };
+        let reqs = reqs
+            .into_iter()
+            .map(|(cb, release)| (cb, self.account(listening, release)))
+            .collect();
         let hold = hold::paused();
         self.with_table(|t, out| t.submit_group(reqs, group, hold, out))
     }
@@ -168,11 +209,16 @@ impl Driver {
         let _ = self.can_submit();
     }
 
-    /// Orphans several requests (a dropped batch).
-    pub(crate) fn orphan_many(&self, tokens: &[Token]) {
+    /// Orphans several requests (a dropped batch); `writes`: some are writes
+    /// (they still run, and hold the runtime's shutdown).
+    pub(crate) fn orphan_many(&self, tokens: &[Token], writes: bool) {
+        if crate::sys::forked() {
+            return; // see `orphan`
+        }
+        let hold = if writes { hold::exit() } else { None };
         self.with_table(|t, out| {
             for &token in tokens {
-                t.orphan(token, out);
+                t.orphan(token, hold.clone(), out);
             }
         });
     }
@@ -189,16 +235,35 @@ impl Driver {
         self.table().poll(token, waker)
     }
 
-    /// The future of `token` was dropped; the table keeps what the OS may touch.
-    pub(crate) fn orphan(&self, token: Token) {
-        self.with_table(|t, out| t.orphan(token, out));
+    /// The future of `token` was dropped; the table keeps what the OS may
+    /// touch. `write`: it still runs, and holds the runtime's shutdown.
+    pub(crate) fn orphan(&self, token: Token, write: bool) {
+        if crate::sys::forked() {
+            // A forked child's copy of the table may be locked for good (by a
+            // thread that does not exist here): leak rather than hang.
+            return;
+        }
+        let hold = if write { hold::exit() } else { None };
+        self.with_table(|t, out| t.orphan(token, hold, out));
     }
 
     /// The future of `token` lets go, but its request must still run, and
     /// land before the current runtime (if any) finishes shutting down.
     pub(crate) fn detach(&self, token: Token) {
+        if crate::sys::forked() {
+            return; // see `orphan`
+        }
         let hold = hold::exit();
         self.with_table(|t, out| t.detach(token, hold, out));
+    }
+}
+
+/// Counts an external request until the OS is done with it.
+struct External(&'static Driver);
+
+impl Drop for External {
+    fn drop(&mut self) {
+        self.0.external.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

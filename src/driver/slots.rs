@@ -128,8 +128,9 @@ impl Group {
 }
 
 /// What to do once the table lock is released, in this order: release the
-/// finished requests' accounting, wake their futures, drop their holds, free
-/// the finished orphans (buffers and descriptors).
+/// finished requests' accounting, wake their futures, free the finished
+/// orphans (buffers and descriptors) and update the gauges, then drop their
+/// holds (a runtime whose shutdown they held sees everything settled).
 #[derive(Default)]
 pub(crate) struct AfterUnlock {
     pub(super) released: Vec<Release>,
@@ -149,12 +150,12 @@ impl AfterUnlock {
     pub(super) fn run(self, kick: impl FnOnce()) {
         drop(self.released);
         self.wakers.into_iter().for_each(Waker::wake);
-        drop(self.holds);
         drop(self.freed);
         if self.orphans > 0 {
             sub(&IN_FLIGHT, self.orphans);
             sub(&ORPHANED, self.orphans);
         }
+        drop(self.holds);
         if self.kick_timer {
             kick();
         }

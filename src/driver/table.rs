@@ -254,21 +254,31 @@ impl Table {
                 slot.state = State::QueuedDetached;
                 slot.holds[1] = hold;
             }
-            State::Submitted(_) => {
-                slot.holds[1] = hold;
-                self.orphan(token, out);
-            }
-            _ => self.orphan(token, out),
+            State::Submitted(_) => self.orphan(token, hold, out),
+            _ => self.orphan(token, None, out),
         }
     }
 
-    /// The future of `token` was dropped.
-    pub(crate) fn orphan(&mut self, token: Token, out: &mut AfterUnlock) {
+    /// The future of `token` was dropped. A write still runs (it may be part
+    /// of what a caller saw acknowledged), holding `hold`'s runtime shutdown.
+    pub(crate) fn orphan(&mut self, token: Token, hold: Option<Hold>, out: &mut AfterUnlock) {
         let Some(key) = self.lookup(token) else {
+            out.holds.extend(hold);
             return;
         };
         let slot = &mut self.slots[key];
+        let write = slot.cb.as_ref().is_some_and(Aiocb::is_write);
+        if write && (slot.in_os() || matches!(slot.state, State::Queued(_))) {
+            slot.holds[1] = slot.holds[1].take().or(hold);
+        } else {
+            out.holds.extend(hold);
+        }
         match slot.state {
+            State::Queued(_) if write => {
+                // Submitted when there is room, then freed.
+                slot.state = State::QueuedDetached;
+                add(&CANCELLED, 1);
+            }
             State::Queued(_) => {
                 // Not in the OS: free it now (its stale token in `queue` is skipped).
                 sub(&QUEUED, 1);
@@ -399,7 +409,11 @@ impl Table {
                 };
             }
         }
-        // Final. A quiet request's EAGAIN is the I/O's own (`WouldBlock`).
+        if code == libc::EAGAIN {
+            // A quiet request's EAGAIN is the I/O's own (`WouldBlock`): the
+            // signal queue was not the cause; end the quiet spell.
+            self.quiet_until = None;
+        }
         self.leave_os(key);
         self.finish(key, res, out);
         Reaped::Done

@@ -208,8 +208,12 @@ impl File {
     /// drains the queue without waking others). `set_fd_pool(n)` replaces all
     /// of these with `n`, between 1 and 64.
     ///
-    /// Writes always use the file's own descriptor, in the order they were
-    /// submitted, so two writes to overlapping ranges are never reordered.
+    /// Writes always use the file's own descriptor, which glibc runs in the
+    /// order they were submitted. To be sure two positioned writes to
+    /// overlapping ranges land in order, await the first before submitting the
+    /// second: a write whose result glibc lost to a full signal queue is run
+    /// again when the driver finds it, after any write submitted meanwhile
+    /// (the stream's writes always wait this way).
     /// `stats().pool_fds` counts the duplicates open, `pool_requests` the reads
     /// sent to one.
     ///
@@ -862,8 +866,18 @@ impl File {
             &mut self.settle,
             &mut self.seek,
         );
-        self.shared
-            .with(cx, |s, cx| s.poll_write(cx, file, max, src, settle, seek))
+        let res = self
+            .shared
+            .with(cx, |s, cx| s.poll_write(cx, file, max, src, settle, seek));
+        if let Poll::Ready(Ok(n)) = res
+            && n > 0
+        {
+            // A flush or read of this handle still waiting was cancelled (the
+            // handle writes): the next one must also cover these bytes.
+            self.flush = None;
+            self.settle = None;
+        }
+        res
     }
 }
 
@@ -876,6 +890,9 @@ impl AsyncSeek for File {
             ));
         }
         me.seek = Some(position);
+        // A read of this handle still waiting was cancelled: the seek waits
+        // for the writes made before it, afresh.
+        me.settle = None;
         Ok(())
     }
 

@@ -104,6 +104,8 @@ pub(crate) struct Run<B> {
     taken: Vec<bool>,
     group: Arc<Group>,
     driver: Option<&'static Driver>,
+    /// Some requests are writes (dropped unfinished, they still run).
+    writes: bool,
     /// Finished entry indices not yet yielded (for `SubmitEach`).
     ready: Vec<usize>,
     remaining: usize,
@@ -129,6 +131,7 @@ impl<B: Send + 'static> Run<B> {
             taken: Vec::new(),
             group: Arc::new(Group::default()),
             driver: None,
+            writes: false,
             ready: Vec::new(),
             remaining: n,
         }
@@ -194,6 +197,7 @@ impl<B: Send + 'static> Run<B> {
                 } => match file.begin() {
                     Ok(use_) => {
                         let (cb, use_) = build(&file, buf, pos, use_, max_dups);
+                        self.writes |= cb.is_write();
                         reqs.push((cb, Some(Box::new(use_))));
                         self.submitted.push((i, back));
                     }
@@ -251,7 +255,7 @@ impl<B> Drop for Run<B> {
                 .map(|(&t, _)| t)
                 .collect();
             if !left.is_empty() {
-                driver.orphan_many(&left);
+                driver.orphan_many(&left, self.writes);
             }
         }
     }

@@ -378,7 +378,7 @@ impl OpenFile {
     /// The descriptor, given away once [`poll_close`](Self::poll_close) closed
     /// the file to new uses. `None` if it was given away already.
     pub(crate) fn take_fd(&self) -> Option<std::os::fd::OwnedFd> {
-        debug_assert!(self.uses.load(Ordering::Acquire) == CLOSED);
+        // (`uses` may read `CLOSED | 1` for a moment: a `begin` that backs out.)
         self.own.fd.take()
     }
 

@@ -35,6 +35,9 @@ struct InFlight {
     driver: &'static Driver,
     token: Token,
     finished: bool,
+    /// A write: dropped unfinished, it still runs (and holds the runtime's
+    /// shutdown until it has).
+    write: bool,
 }
 
 impl std::fmt::Debug for InFlight {
@@ -54,11 +57,13 @@ impl InFlight {
         use_: Use,
         cx: &mut Context<'_>,
     ) -> Result<InFlight, (io::Error, Aiocb)> {
+        let write = cb.is_write();
         let token = driver.submit(cb, Some(Box::new(use_)), cx.waker())?;
         Ok(InFlight {
             driver,
             token,
             finished: false,
+            write,
         })
     }
 
@@ -83,7 +88,7 @@ impl Drop for InFlight {
         if !self.finished {
             // The worker may still write into the buffer: the table keeps it until
             // completion.
-            self.driver.orphan(self.token);
+            self.driver.orphan(self.token, self.write);
         }
     }
 }
@@ -102,6 +107,20 @@ fn prepare(file: &Arc<OpenFile>) -> io::Result<(&'static Driver, Use)> {
     let driver = driver::get()?;
     driver.can_submit()?;
     Ok((driver, file.begin()?))
+}
+
+/// [`prepare`] then [`check_request`]: what a single request's first poll does.
+/// The use comes first: once `into_std` gave the descriptor away, not even the
+/// checks (`lseek`) may touch its number.
+fn admit(
+    file: &Arc<OpenFile>,
+    ptr: *const u8,
+    len: usize,
+    pos: u64,
+) -> io::Result<(&'static Driver, Use)> {
+    let (driver, use_) = prepare(file)?;
+    check_request(file, ptr, len, pos)?;
+    Ok((driver, use_))
 }
 
 /// Refuses an `O_DIRECT` transfer whose buffer address, offset or length is not

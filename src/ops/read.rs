@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use super::{InFlight, OpenFile, ReadKind, Use, check_request, direct_stop, prepare};
+use super::{InFlight, OpenFile, ReadKind, Use, admit, direct_stop};
 use crate::BufResult;
 use crate::buf::IoBufMut;
 use crate::driver::stats;
@@ -99,10 +99,7 @@ impl<B: IoBufMut> Future for ReadAt<B> {
             } => {
                 let len = buf.bytes_total().saturating_sub(off);
                 let ptr = buf.stable_ptr().wrapping_add(off);
-                if let Err(e) = check_request(&file, ptr, len, pos) {
-                    return Poll::Ready((Err(e), buf));
-                }
-                let (driver, use_) = match prepare(&file) {
+                let (driver, use_) = match admit(&file, ptr, len, pos) {
                     Ok(p) => p,
                     Err(e) => return Poll::Ready((Err(e), buf)),
                 };
@@ -205,7 +202,7 @@ fn from_cache<B: IoBufMut>(use_: &Use, buf: &mut B, off: usize, pos: u64, len: u
                 // Linux 5.9 and 5.10 may return 0 before the end of the file
                 // (`man preadv2`, BUGS; tokio#3803): believe it only if the file
                 // ends there. Otherwise AIO reads the rest (and its 0 is true).
-                return match crate::sys::fd::size(fd) {
+                return match crate::sys::fd::cached_size(fd) {
                     Ok(size) if at >= size => Cached::All(done),
                     _ => Cached::Part(done),
                 };

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use super::{InFlight, OpenFile, check_request, direct_stop, prepare};
+use super::{InFlight, OpenFile, admit, direct_stop};
 use crate::BufResult;
 use crate::buf::IoBuf;
 use crate::sys::aio::Aiocb;
@@ -85,10 +85,7 @@ impl<B: IoBuf> Future for WriteAt<B> {
             } => {
                 let len = buf.bytes_init().saturating_sub(off);
                 let ptr = buf.stable_ptr().wrapping_add(off);
-                if let Err(e) = check_request(&file, ptr, len, pos) {
-                    return Poll::Ready((Err(e), buf));
-                }
-                let (driver, use_) = match prepare(&file) {
+                let (driver, use_) = match admit(&file, ptr, len, pos) {
                     Ok(p) => p,
                     Err(e) => return Poll::Ready((Err(e), buf)),
                 };

@@ -382,18 +382,25 @@ fn mark_not_queued(cb: *mut libc::aiocb) {
     let _ = cb;
 }
 
-fn was_queued(cb: *mut libc::aiocb) -> bool {
+/// After a failed `lio_listio` whose error was `call_error`: whether glibc
+/// queued `cb` all the same.
+fn was_queued(cb: *mut libc::aiocb, call_error: Option<i32>) -> bool {
     // SAFETY: `aio_error` only reads the live aiocb.
     let code = unsafe { libc::aio_error(cb) };
     #[cfg(all(target_os = "linux", target_env = "gnu", target_pointer_width = "64"))]
     {
-        code != NOT_QUEUED
+        // glibc marks a request it could not enqueue (no worker thread) with
+        // the call's `EAGAIN` and forgets it. (A queued request that finished
+        // within the call and lost its signal would show the same code: it is
+        // then run again, which positioned requests allow.)
+        code != NOT_QUEUED && !(code == libc::EAGAIN && call_error == Some(libc::EAGAIN))
     }
     #[cfg(not(all(target_os = "linux", target_env = "gnu", target_pointer_width = "64")))]
     {
         // Without the marker only a request still in progress is known to be
         // queued; the others are treated as not queued and submitted again (a
         // positioned request is idempotent).
+        let _ = call_error;
         code == libc::EINPROGRESS
     }
 }
@@ -437,7 +444,7 @@ pub(crate) fn lio_listio(cbs: &mut [&mut Aiocb]) -> Vec<io::Result<()>> {
         } else {
             let err = io::Error::last_os_error();
             for (cb, &p) in group.iter_mut().zip(&list) {
-                if was_queued(p) {
+                if was_queued(p, err.raw_os_error()) {
                     cb.in_flight = true;
                     out.push(Ok(()));
                 } else {

@@ -115,19 +115,69 @@ pub(crate) fn status_flags(fd: BorrowedFd<'_>) -> io::Result<i32> {
     cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) })
 }
 
-/// Whether the descriptor can seek (`lseek(SEEK_CUR)`, which only reads the
-/// offset): `Ok(false)` for a pipe, socket or tty (`ESPIPE`).
+/// Whether positioned reads and writes work on the descriptor: `Ok(false)`
+/// for a pipe, socket or tty (`lseek` fails with `ESPIPE`), and for a file
+/// whose `pread` does although `lseek` succeeds (an `eventfd`, for one): glibc's
+/// worker would fall back from `pread` to a plain `read` and consume it.
+/// Never waits for a device.
 pub(crate) fn seekable(fd: BorrowedFd<'_>) -> io::Result<bool> {
     // SAFETY: `lseek(fd, 0, SEEK_CUR)` changes nothing and touches no memory.
     let ret = unsafe { libc::lseek(fd.as_raw_fd(), 0, libc::SEEK_CUR) };
-    if ret >= 0 {
+    if ret < 0 {
+        let err = io::Error::last_os_error();
+        return if err.raw_os_error() == Some(libc::ESPIPE) {
+            Ok(false)
+        } else {
+            Err(err)
+        };
+    }
+    let kind = file_type(fd)?;
+    if kind == libc::S_IFREG || kind == libc::S_IFBLK {
         return Ok(true);
     }
-    let err = io::Error::last_os_error();
-    if err.raw_os_error() == Some(libc::ESPIPE) {
-        Ok(false)
-    } else {
-        Err(err)
+    // Another kind (a character device, an anonymous inode): a `pread` of 0
+    // bytes tells, without reading (the kernel checks for positioned reads
+    // first). A descriptor not open for reading cannot be asked: allowed.
+    if status_flags(fd)? & libc::O_ACCMODE == libc::O_WRONLY {
+        return Ok(true);
+    }
+    let mut byte = 0u8;
+    // SAFETY: a read of 0 bytes into a valid one-byte buffer.
+    let ret = unsafe { libc::pread(fd.as_raw_fd(), (&raw mut byte).cast(), 0, 0) };
+    if ret < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ESPIPE) {
+        return Ok(false);
+    }
+    // Any other error (`EISDIR`...) is the read's own: it will say so.
+    Ok(true)
+}
+
+/// The file type bits of `st_mode` (`S_IFREG`, ...), from the in-memory inode
+/// (`statx` with `AT_STATX_DONT_SYNC` on Linux: no device or server asked).
+fn file_type(fd: BorrowedFd<'_>) -> io::Result<libc::mode_t> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        // SAFETY: all-zero is a valid `statx` to be filled.
+        let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+        // SAFETY: an empty path with `AT_EMPTY_PATH` names the open descriptor;
+        // `stx` is valid for writes.
+        cvt(unsafe {
+            libc::statx(
+                fd.as_raw_fd(),
+                c"".as_ptr(),
+                libc::AT_EMPTY_PATH | libc::AT_STATX_DONT_SYNC,
+                libc::STATX_TYPE,
+                &mut stx,
+            )
+        })?;
+        Ok(libc::mode_t::from(stx.stx_mode) & libc::S_IFMT)
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        // SAFETY: all-zero bytes are a valid `stat` to be filled.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: `st` is valid for writes; the descriptor is open.
+        cvt(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
+        Ok(st.st_mode & libc::S_IFMT)
     }
 }
 
@@ -166,6 +216,33 @@ pub(crate) fn size(fd: BorrowedFd<'_>) -> io::Result<u64> {
     // SAFETY: `st` is valid for writes; the descriptor is open.
     cvt(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
     Ok(st.st_size.max(0) as u64)
+}
+
+/// The size of the file as the kernel has it now, without asking a device or
+/// a server (`statx` with `AT_STATX_DONT_SYNC`; `fstat` off Linux): may run
+/// on a runtime thread.
+pub(crate) fn cached_size(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        // SAFETY: all-zero is a valid `statx` to be filled.
+        let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+        // SAFETY: an empty path with `AT_EMPTY_PATH` names the open descriptor;
+        // `stx` is valid for writes.
+        cvt(unsafe {
+            libc::statx(
+                fd.as_raw_fd(),
+                c"".as_ptr(),
+                libc::AT_EMPTY_PATH | libc::AT_STATX_DONT_SYNC,
+                libc::STATX_SIZE,
+                &mut stx,
+            )
+        })?;
+        Ok(stx.stx_size)
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        size(fd)
+    }
 }
 
 /// The alignment `O_DIRECT` transfers on this descriptor need: `(buffer

@@ -7,6 +7,7 @@ pub(crate) mod aio;
 pub(crate) mod fd;
 pub(crate) mod nowait;
 pub(crate) mod pipe;
+pub(crate) mod reactor;
 pub(crate) mod signal;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) mod signalfd;
@@ -28,17 +29,7 @@ pub(crate) fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
 pub(crate) fn sigpending_limit() -> Option<u64> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: `lim` is a valid, writable `rlimit` for the duration of the call.
-        let ret = unsafe { libc::getrlimit(libc::RLIMIT_SIGPENDING, &mut lim) };
-        if ret == 0 && lim.rlim_cur != libc::RLIM_INFINITY {
-            #[allow(clippy::useless_conversion)] // `rlim_t` is not `u64` everywhere
-            return Some(u64::from(lim.rlim_cur));
-        }
-        None
+        soft_limit(libc::RLIMIT_SIGPENDING)
     }
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     {
@@ -48,12 +39,22 @@ pub(crate) fn sigpending_limit() -> Option<u64> {
 
 /// The soft limit of `RLIMIT_NOFILE` (open descriptors), if any.
 pub(crate) fn nofile_limit() -> Option<u64> {
+    soft_limit(libc::RLIMIT_NOFILE)
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+type Resource = libc::__rlimit_resource_t;
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+type Resource = libc::c_int;
+
+/// The soft limit of `resource`; `None` if unlimited or unknown.
+fn soft_limit(resource: Resource) -> Option<u64> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: `lim` is a valid, writable `rlimit` for the duration of the call.
-    let ret = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    let ret = unsafe { libc::getrlimit(resource, &mut lim) };
     if ret == 0 && lim.rlim_cur != libc::RLIM_INFINITY {
         #[allow(clippy::useless_conversion)] // `rlim_t` is not `u64` everywhere
         return Some(u64::from(lim.rlim_cur));

@@ -13,8 +13,8 @@
 //!   [`SCAN_EVERY`](super::completion::SCAN_EVERY), sooner when the recovery
 //!   rule asks (quiet requests), and can be woken early (`Driver::kick`).
 
+mod listen;
 mod pipe;
-mod signal;
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -22,8 +22,21 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
+pub(super) use listen::{Kind, Listeners};
 pub use pipe::block_completion_signal;
-pub(super) use signal::Listeners;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+use pipe::{drain_signalfd, signalfd, signalfd_raw};
+
+/// The signalfd, where there is none.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn signalfd() -> Option<std::os::fd::BorrowedFd<'static>> {
+    None
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn drain_signalfd(_: &Driver, _: &mut Vec<usize>) -> bool {
+    false
+}
 
 use super::config::{Notifier, Settings};
 use super::stats::{self, TOKENS};
@@ -55,12 +68,6 @@ pub(super) fn start(settings: &Settings) -> io::Result<Started> {
     let poll = Poll::new()?;
     let kick = mio::Waker::new(poll.registry(), KICK)?;
     let reads_pipe = settings.notifier == Notifier::Pipe;
-    if reads_pipe {
-        poll.registry()
-            .register(&mut SourceFd(&rd.as_raw_fd()), PIPE, Interest::READABLE)?;
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        pipe::set_registry(poll.registry().try_clone()?, settings.signal)?;
-    }
     let name = if reads_pipe {
         "aiofs-notifier"
     } else {
@@ -101,25 +108,94 @@ pub(super) fn start(settings: &Settings) -> io::Result<Started> {
 fn run(driver: &'static Driver, mut poll: Poll, reads_pipe: bool) {
     let mut events = Events::with_capacity(8);
     let mut drain = Drain::new();
+    let mut sources = Sources::default();
     loop {
-        if let Err(e) = poll.poll(&mut events, Some(driver.timer_timeout()))
-            && e.kind() != io::ErrorKind::Interrupted
-        {
-            // Nothing sensible to do but keep the recovery timer going.
-            std::thread::sleep(super::completion::SCAN_EVERY);
+        // A panic in code run from here (a waker, a buffer's `Drop`) must not
+        // stop the thread every later completion depends on.
+        let turn = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            turn(
+                driver,
+                &mut poll,
+                reads_pipe,
+                &mut events,
+                &mut drain,
+                &mut sources,
+            )
+        }));
+        if turn.is_err() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
         }
-        let mut signalled = false;
-        if reads_pipe || driver.listeners.as_ref().is_some_and(Listeners::none) {
-            // (Under the signal notifier: nobody else reads the pipe now.)
-            signalled |= drain.run(driver, &driver.token_pipe);
+    }
+}
+
+/// One wake-up of the notifier thread.
+fn turn(
+    driver: &'static Driver,
+    poll: &mut Poll,
+    reads_pipe: bool,
+    events: &mut Events,
+    drain: &mut Drain,
+    sources: &mut Sources,
+) {
+    // Read the pipe (and the signalfd) here unless runtimes listen for
+    // them and no request from outside a listening runtime waits.
+    let here = driver.listeners.as_ref().is_none_or(Listeners::none)
+        || driver.external.load(std::sync::atomic::Ordering::Acquire) > 0;
+    sources.update(driver, poll, reads_pipe && here);
+    if let Err(e) = poll.poll(events, Some(driver.timer_timeout()))
+        && e.kind() != io::ErrorKind::Interrupted
+    {
+        // Nothing sensible to do but keep the recovery timer going.
+        std::thread::sleep(super::completion::SCAN_EVERY);
+    }
+    let mut signalled = false;
+    if here {
+        // (Under the signal notifier: nobody else reads the pipe now.)
+        signalled |= drain.run(driver, &driver.token_pipe);
+    }
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if reads_pipe && here {
+        signalled |= drain_signalfd(driver, &mut drain.tokens);
+    }
+    if !signalled {
+        // The timer (or a kick): the recovery rule decides what to check.
+        driver.on_wake(&[], false);
+    }
+}
+
+/// What the notifier thread's poll watches besides its kick.
+#[derive(Default)]
+struct Sources {
+    pipe: bool,
+    signalfd: bool,
+}
+
+impl Sources {
+    /// Registers the pipe and the signalfd (once opened) when `watch`, and
+    /// removes them when not. Registration is edge-triggered and reports data
+    /// already there, so nothing is missed across a change.
+    fn update(&mut self, driver: &Driver, poll: &Poll, watch: bool) {
+        let registry = poll.registry();
+        let pipe = driver.token_pipe.as_raw_fd();
+        if watch != self.pipe {
+            let res = if watch {
+                registry.register(&mut SourceFd(&pipe), PIPE, Interest::READABLE)
+            } else {
+                registry.deregister(&mut SourceFd(&pipe))
+            };
+            // On failure the recovery timer still drains the pipe.
+            self.pipe = watch && res.is_ok();
         }
         #[cfg(any(target_os = "linux", target_os = "android"))]
-        if reads_pipe {
-            signalled |= pipe::drain_signalfd(driver, &mut drain.tokens);
-        }
-        if !signalled {
-            // The timer (or a kick): the recovery rule decides what to check.
-            driver.on_wake(&[], false);
+        if let Some(sfd) = signalfd_raw()
+            && watch != self.signalfd
+        {
+            let res = if watch {
+                registry.register(&mut SourceFd(&sfd), SIGNALFD, Interest::READABLE)
+            } else {
+                registry.deregister(&mut SourceFd(&sfd))
+            };
+            self.signalfd = watch && res.is_ok();
         }
     }
 }
@@ -127,7 +203,7 @@ fn run(driver: &'static Driver, mut poll: Poll, reads_pipe: bool) {
 /// Reads completion tokens from the self-pipe and completes their requests.
 pub(super) struct Drain {
     buf: Vec<u8>,
-    tokens: Vec<usize>,
+    pub(super) tokens: Vec<usize>,
 }
 
 impl Drain {

@@ -14,59 +14,43 @@ use std::io;
 use super::super::config::{self, Notifier};
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
-use linux::*;
+use linux::open;
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod linux {
     use std::io;
-    use std::os::fd::{AsRawFd, OwnedFd};
+    use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
     use std::sync::OnceLock;
-    use std::sync::atomic::{AtomicBool, Ordering};
 
-    use mio::Interest;
-    use mio::unix::SourceFd;
-
-    use super::super::super::Driver;
     use super::super::super::stats::{self, SIGNALFD_SIGNALS, TOKENS};
-    use super::super::SIGNALFD;
+    use super::super::super::{DRIVER, Driver};
     use crate::sys;
 
-    /// The notifier's registry and signal number, once it started.
-    static REGISTRY: OnceLock<(mio::Registry, i32)> = OnceLock::new();
     /// The signalfd, once the application blocks the signal.
     static SIGNALFD_FD: OnceLock<OwnedFd> = OnceLock::new();
-    static REGISTERED: AtomicBool = AtomicBool::new(false);
 
-    /// The notifier started: remember its registry, and register the signalfd
-    /// if the application asked for it already.
-    pub(in super::super) fn set_registry(registry: mio::Registry, signo: i32) -> io::Result<()> {
-        let _ = REGISTRY.set((registry, signo));
-        register()
-    }
-
-    /// Opens the signalfd for `signo` (once) and registers it with the
-    /// notifier if it runs.
+    /// Opens the signalfd for `signo` (once); the notifier thread and the
+    /// runtimes' listeners pick it up.
     pub(super) fn open(signo: i32) -> io::Result<()> {
         if SIGNALFD_FD.get().is_none() {
             let sfd = sys::signalfd::open(signo)?;
             // A concurrent caller may have set one first: ours is then closed.
             let _ = SIGNALFD_FD.set(sfd);
+            if let Some(Ok(driver)) = DRIVER.get() {
+                let _ = driver.kick.wake();
+            }
         }
-        register()
+        Ok(())
     }
 
-    fn register() -> io::Result<()> {
-        let (Some((registry, _)), Some(sfd)) = (REGISTRY.get(), SIGNALFD_FD.get()) else {
-            return Ok(());
-        };
-        if REGISTERED.swap(true, Ordering::AcqRel) {
-            return Ok(());
-        }
-        registry.register(
-            &mut SourceFd(&sfd.as_raw_fd()),
-            SIGNALFD,
-            Interest::READABLE,
-        )
+    /// The signalfd, if it is open.
+    pub(in super::super) fn signalfd_raw() -> Option<RawFd> {
+        SIGNALFD_FD.get().map(AsRawFd::as_raw_fd)
+    }
+
+    /// The signalfd, if it is open (it stays open for the rest of the program).
+    pub(in super::super) fn signalfd() -> Option<BorrowedFd<'static>> {
+        SIGNALFD_FD.get().map(AsFd::as_fd)
     }
 
     /// Reads the signals that every thread blocks from the signalfd and
@@ -89,7 +73,7 @@ mod linux {
 }
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
-pub(super) use linux::{drain_signalfd, set_registry};
+pub(super) use linux::{drain_signalfd, signalfd, signalfd_raw};
 
 /// Blocks aiofs's completion signal in the calling thread (Linux, pipe notifier).
 ///

@@ -52,6 +52,8 @@ pub(super) struct WriteSide {
 #[derive(Debug)]
 struct WriteChunk {
     seq: u64,
+    /// To an `O_APPEND` file: ordered behind every older chunk.
+    append: bool,
     buf: Option<Vec<u8>>,
     pos: u64,
     written: usize,
@@ -62,9 +64,29 @@ struct WriteChunk {
 }
 
 impl WriteChunk {
+    fn new(seq: u64, buf: Vec<u8>, pos: u64, append: bool) -> WriteChunk {
+        WriteChunk {
+            seq,
+            append,
+            len: buf.len(),
+            buf: Some(buf),
+            pos,
+            written: 0,
+            write: None,
+            failed: false,
+        }
+    }
+
     /// Whether it is written, or given up.
     fn is_done(&self) -> bool {
         !self.failed && self.write.is_none() && self.written >= self.len
+    }
+
+    /// Whether it and `other` must reach the file in their order.
+    fn overlaps(&self, other: &WriteChunk) -> bool {
+        self.append
+            || other.append
+            || (self.pos < other.pos + other.len as u64 && other.pos < self.pos + self.len as u64)
     }
 
     /// Drives the request; `Ready(Ok)` when all of it is written.
@@ -186,21 +208,44 @@ impl WriteSide {
             return;
         }
         let buf = std::mem::take(&mut self.buf);
-        let mut chunk = WriteChunk {
-            seq: self.next_seq,
-            len: buf.len(),
-            buf: Some(buf),
-            pos: self.at,
-            written: 0,
-            write: None,
-            failed: false,
-        };
+        let append = file.description().is_append();
+        let chunk = WriteChunk::new(self.next_seq, buf, self.at, append);
         self.next_seq += 1;
         self.at += chunk.len as u64;
-        if let Poll::Ready(Err(e)) = chunk.poll(cx, file) {
-            self.record(e);
-        }
         self.inflight.push_back(chunk);
+        // Its first poll submits it (unless an older overlapping chunk is
+        // unfinished); the result is collected later, in order.
+        let last = self.inflight.len() - 1;
+        let _ = self.poll_chunk(last, cx, file);
+    }
+
+    /// Whether chunk `i` may run: every older chunk it overlaps is done. glibc
+    /// runs one descriptor's requests in order, but a request whose result was
+    /// lost to a full signal queue runs again later: two overlapping chunks in
+    /// flight at once could then land in the wrong order (and a retried failed
+    /// chunk likewise).
+    fn may_run(&self, i: usize) -> bool {
+        let c = &self.inflight[i];
+        c.write.is_some() || self.inflight.range(..i).all(|o| o.is_done() || !o.overlaps(c))
+    }
+
+    /// Drives chunk `i` if it may run; records its error. `Pending` if it runs
+    /// or waits for an older one.
+    fn poll_chunk(&mut self, i: usize, cx: &mut Context<'_>, file: &Arc<OpenFile>) -> Poll<bool> {
+        if self.inflight[i].failed {
+            return Poll::Ready(false);
+        }
+        if !self.may_run(i) {
+            return Poll::Pending;
+        }
+        match self.inflight[i].poll(cx, file) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(())) => Poll::Ready(true),
+            Poll::Ready(Err(e)) => {
+                self.record(e);
+                Poll::Ready(false)
+            }
+        }
     }
 
     /// Waits for the oldest write; its error is returned (once), its data kept.
@@ -209,11 +254,8 @@ impl WriteSide {
         cx: &mut Context<'_>,
         file: &Arc<OpenFile>,
     ) -> Poll<io::Result<()>> {
-        if let Some(c) = self.inflight.front_mut()
-            && !c.failed
-            && let Err(e) = ready!(c.poll(cx, file))
-        {
-            self.record(e);
+        if !self.inflight.is_empty() {
+            ready!(self.poll_chunk(0, cx, file));
         }
         self.reap_done();
         match self.take_error() {
@@ -224,43 +266,31 @@ impl WriteSide {
 
     /// Drives the writes that `target` covers (set at the first call: the
     /// buffered bytes are submitted and every chunk so far is covered) until
-    /// each is written or failed. `Ready(true)` if one of them failed.
+    /// each is written or failed.
     fn poll_settle(
         &mut self,
         cx: &mut Context<'_>,
         file: &Arc<OpenFile>,
         target: &mut Target,
-    ) -> Poll<bool> {
+    ) -> Poll<()> {
         let upto = *target.get_or_insert_with(|| {
             self.submit(cx, file);
             self.next_seq
         });
+        // Oldest first, so that a chunk an older one was holding back starts
+        // in the same pass.
         let mut pending = false;
-        let mut failed = false;
-        let mut errors = Vec::new();
-        for c in self.inflight.iter_mut().filter(|c| c.seq < upto) {
-            if c.failed {
-                failed = true;
-                continue;
+        for i in 0..self.inflight.len() {
+            if self.inflight[i].seq < upto && self.poll_chunk(i, cx, file).is_pending() {
+                pending = true;
             }
-            match c.poll(cx, file) {
-                Poll::Pending => pending = true,
-                Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(e)) => {
-                    failed = true;
-                    errors.push(e);
-                }
-            }
-        }
-        for e in errors {
-            self.record(e);
         }
         self.reap_done();
         if pending {
             return Poll::Pending;
         }
         *target = None;
-        Poll::Ready(failed || self.error.is_some())
+        Poll::Ready(())
     }
 
     /// Waits until the writes before this call are written or failed, without
@@ -272,8 +302,7 @@ impl WriteSide {
         file: &Arc<OpenFile>,
         target: &mut Target,
     ) -> Poll<()> {
-        ready!(self.poll_settle(cx, file, target));
-        Poll::Ready(())
+        self.poll_settle(cx, file, target)
     }
 
     /// Writes everything buffered before the call and waits for it; the first
@@ -328,16 +357,8 @@ impl WriteSide {
     pub(super) fn detach(&mut self, file: &Arc<OpenFile>) {
         if !self.buf.is_empty() {
             let buf = std::mem::take(&mut self.buf);
-            WriteChunk {
-                seq: self.next_seq,
-                len: buf.len(),
-                buf: Some(buf),
-                pos: self.at,
-                written: 0,
-                write: None,
-                failed: false,
-            }
-            .detach(file);
+            let append = file.description().is_append();
+            WriteChunk::new(self.next_seq, buf, self.at, append).detach(file);
         }
         for c in self.inflight.drain(..) {
             c.detach(file);
