@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod process;
 pub mod workload;
 
 use std::future::Future;
