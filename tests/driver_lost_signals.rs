@@ -28,20 +28,21 @@
 mod support;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
 use aiofs::{Config, File};
 use support::process::set_soft_limit;
+use support::traffic::{BLOCK, Traffic, check_timed, data_file, timed_reads};
 use support::{in_child, open_rw, pattern_bytes, serial, settle};
 use tokio::io::AsyncWriteExt;
 
-const BLOCK: usize = 4096;
-const LEN: usize = 1 << 20;
 /// The promise: a request whose signal was lost completes within 300 ms.
 const PROMISE: Duration = Duration::from_millis(300);
 /// Scheduling slack on a shared 2-core machine.
 const MARGIN: Duration = Duration::from_millis(300);
+const LOST: &str = "their completion signals were lost; the promise: each completes within \
+                    300 ms, checked with 300 ms of margin";
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -65,126 +66,11 @@ fn sigpending(n: u64) -> u64 {
     set_soft_limit(libc::RLIMIT_SIGPENDING, n)
 }
 
-/// A file of `LEN` bytes of the pattern from `from`, written with `std` (so its
-/// pages are cached: the AIO reads finish in microseconds).
-fn data_file(dir: &std::path::Path, name: &str, from: u64) -> std::path::PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, pattern_bytes(from, LEN)).expect("write a data file");
-    path
-}
-
 /// Starts the driver (and, under the signal notifier, its listener) with a
 /// request while signals can still be queued.
 async fn start_driver(file: &File) {
     let (res, _) = file.read_at(Vec::with_capacity(BLOCK), 0).await;
     res.expect("a first read");
-}
-
-/// A sequential read loop on its own file, each read checked; it can park
-/// (finish its current read and wait) and go on again.
-#[derive(Default)]
-struct Traffic {
-    stop: AtomicBool,
-    pause: AtomicBool,
-    parked: AtomicBool,
-    reads: AtomicU64,
-}
-
-impl Traffic {
-    async fn run(self: Arc<Self>, file: File, from: u64) -> Result<(), String> {
-        let mut pos = 0u64;
-        while !self.stop.load(SeqCst) {
-            if self.pause.load(SeqCst) {
-                self.parked.store(true, SeqCst);
-                tokio::time::sleep(Duration::from_millis(1)).await;
-                continue;
-            }
-            self.parked.store(false, SeqCst);
-            let (res, buf) = file.read_at(Vec::with_capacity(BLOCK), pos).await;
-            match res {
-                Ok(BLOCK) if buf == pattern_bytes(from + pos, BLOCK) => {}
-                other => return Err(format!("traffic read at {pos}: {other:?}")),
-            }
-            self.reads.fetch_add(1, SeqCst);
-            pos = (pos + BLOCK as u64) % LEN as u64;
-        }
-        Ok(())
-    }
-
-    /// Parks the loop: no read of it is in flight when this returns.
-    async fn park(&self) {
-        self.pause.store(true, SeqCst);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.parked.load(SeqCst) {
-            assert!(
-                Instant::now() < deadline,
-                "the traffic loop did not park within 10 s: {:?}",
-                aiofs::stats()
-            );
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    }
-
-    fn resume(&self) {
-        self.parked.store(false, SeqCst);
-        self.pause.store(false, SeqCst);
-    }
-}
-
-type Timed = tokio::task::JoinHandle<(Duration, std::io::Result<usize>, Vec<u8>)>;
-
-/// Starts `n` concurrent 4 KiB reads of `file` at blocks `0..n`, each timed
-/// from now to its completion.
-fn timed_reads(file: &Arc<File>, n: u64) -> Vec<Timed> {
-    (0..n)
-        .map(|i| {
-            let file = Arc::clone(file);
-            let start = Instant::now();
-            tokio::spawn(async move {
-                let (res, buf) = file
-                    .read_at(Vec::with_capacity(BLOCK), i * BLOCK as u64)
-                    .await;
-                (start.elapsed(), res, buf)
-            })
-        })
-        .collect()
-}
-
-/// Waits for `reads` (at most `secs` seconds in all); checks each one's data
-/// (the pattern from `from`) and that each took at most `bound`.
-async fn check_timed(reads: Vec<Timed>, from: u64, bound: Duration, secs: u64) {
-    let n = reads.len();
-    let all = futures::future::join_all(reads);
-    let results = match tokio::time::timeout(Duration::from_secs(secs), all).await {
-        Ok(results) => results,
-        Err(_) => panic!(
-            "{n} reads whose completion signal was lost did not all complete within {secs} s \
-             (the promise: each within {PROMISE:?}): {:?}",
-            aiofs::stats()
-        ),
-    };
-    let mut slow = Vec::new();
-    for (i, r) in results.into_iter().enumerate() {
-        let (took, res, buf) = r.expect("read task");
-        let pos = i as u64 * BLOCK as u64;
-        match res {
-            Ok(BLOCK) => assert!(
-                buf == pattern_bytes(from + pos, BLOCK),
-                "read {i} at {pos}: wrong data"
-            ),
-            other => panic!("read {i} at {pos}: {other:?}"),
-        }
-        if took > bound {
-            slow.push((i, took));
-        }
-    }
-    assert!(
-        slow.is_empty(),
-        "{} of {n} reads whose signal was lost took longer than {bound:?} \
-         ({PROMISE:?} promised + {MARGIN:?} margin): {slow:?}; {:?}",
-        slow.len(),
-        aiofs::stats()
-    );
 }
 
 /// Item 1: the pipe notifier used to look for lost completions only after
@@ -239,7 +125,7 @@ fn lost_signals_amid_flowing_traffic_complete_within_300_ms() {
                 traffic.stop.store(true, SeqCst);
             })
         };
-        check_timed(reads, 0, PROMISE + MARGIN, 30).await;
+        check_timed(reads, 0, PROMISE + MARGIN, 30, LOST).await;
         let waited = waited.elapsed();
         let during = traffic.reads.load(SeqCst) - resumed;
         traffic.stop.store(true, SeqCst);
@@ -277,7 +163,7 @@ fn with_every_signal_lost_each_read_completes_within_300_ms() {
         start_driver(&file).await;
         sigpending(0);
         let reads = timed_reads(&file, 16);
-        check_timed(reads, 0, PROMISE + MARGIN, 10).await;
+        check_timed(reads, 0, PROMISE + MARGIN, 10, LOST).await;
         println!("{:?}", aiofs::stats());
     });
 }
