@@ -79,6 +79,7 @@ fn discard_unwritten_gives_up_a_write_behind_past_the_file_size_limit() {
             let mut f = open_rw(&path).await;
             // Below the limit: written. Past it: refused.
             f.write_all(b"head").await.expect("write_all");
+            f.flush().await.expect("flush below the limit");
             f.seek(SeekFrom::Start(2 << 20)).await.expect("seek");
             f.write_all(&pattern_bytes(1 << 40, DATA))
                 .await
