@@ -10,10 +10,10 @@
 //!
 //! `into_std_does_not_wait_for_a_lazy_future_and_the_future_then_fails`: lazy
 //! `write_at`, `read_at`, `write_all_at` and `read_exact_at` futures are
-//! created, `into_std` must finish
-//! within 5 s; the `std::fs::File` is dropped and another file is put on the
-//! same descriptor number (`dup2`); then the futures are polled: each fails,
-//! and neither file changed. The notifier comes from `AIOFS_NOTIFIER`.
+//! created, and `into_std` must finish within 5 s; the `std::fs::File` is
+//! dropped and another file is put on the same descriptor number (`dup2`);
+//! then the futures are polled: each fails, and neither file changed. The
+//! notifier comes from `AIOFS_NOTIFIER`.
 
 mod support;
 
@@ -39,7 +39,7 @@ async fn into_std_does_not_wait_for_a_lazy_future_and_the_future_then_fails() {
     let lazy_write_all = file.write_all_at(b"YYYY".to_vec(), 8);
     let lazy_read_exact = file.read_exact_at(Vec::with_capacity(4096), 0);
     let std = bounded(
-        "into_std with a lazy write_at and read_at outstanding",
+        "into_std with lazy positioned futures outstanding",
         5,
         file.into_std(),
     )
