@@ -113,3 +113,40 @@ pub fn run_self(
         )),
     }
 }
+
+/// As [`super::in_child`], with `env` added to the child's environment:
+/// `true` in the child (the caller runs the test's body), `false` in the
+/// parent once the child passed.
+///
+/// # Panics
+///
+/// In the parent, with the child's output, if the child failed, did not run
+/// the test, or ran longer than 120 s.
+pub fn in_child_env(name: &str, env: &[(&str, &str)]) -> bool {
+    const CHILD: &str = "AIOFS_TEST_CHILD";
+    if std::env::var(CHILD).as_deref() == Ok(name) {
+        return true;
+    }
+    let mut all = vec![(CHILD, name)];
+    all.extend_from_slice(env);
+    let out = run_self(
+        &["--exact", name, "--test-threads=1", "--nocapture"],
+        &all,
+        Duration::from_secs(120),
+    )
+    .unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert!(
+        out.status.success(),
+        "{name} failed in its child process ({}):\n{}\n{}",
+        out.status,
+        out.stdout,
+        out.stderr
+    );
+    assert!(
+        out.stdout.contains("1 passed"),
+        "the child process did not run {name}:\n{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    false
+}
