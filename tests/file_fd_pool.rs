@@ -21,6 +21,10 @@
 //!
 //! The notifier comes from `AIOFS_NOTIFIER`.
 
+// `serial()` is held across awaits on purpose: the tests compare the
+// process-wide gauge and descriptors, one at a time.
+#![allow(clippy::await_holding_lock)]
+
 mod support;
 
 use std::os::unix::fs::OpenOptionsExt;
