@@ -200,8 +200,8 @@ fn check_records(path: &Path, what: &str) {
     }
 }
 
-#[tokio::test]
-async fn two_clones_writing_records_at_once_never_overwrite_each_other() {
+#[test]
+fn two_clones_writing_records_at_once_never_overwrite_each_other() {
     let dir = tempfile::tempdir().expect("tempdir");
 
     // std: two threads, two clones.
@@ -229,8 +229,11 @@ async fn two_clones_writing_records_at_once_never_overwrite_each_other() {
 
     // aiofs: two threads, each with a runtime of its own, two clones.
     let path = dir.path().join("aiofs");
-    let a = aiofs::File::create(&path).await.expect("create");
-    let b = a.try_clone().await.expect("try_clone");
+    let (a, b) = current_thread().block_on(async {
+        let a = aiofs::File::create(&path).await.expect("create");
+        let b = a.try_clone().await.expect("try_clone");
+        (a, b)
+    });
     let threads: Vec<_> = [a, b]
         .into_iter()
         .enumerate()
@@ -295,8 +298,8 @@ fn check_words(what: &str, reads: Vec<(Vec<u32>, usize)>) {
     );
 }
 
-#[tokio::test]
-async fn two_clones_reading_at_once_never_read_the_same_bytes_twice() {
+#[test]
+fn two_clones_reading_at_once_never_read_the_same_bytes_twice() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("words");
     words_file(&path);
@@ -333,8 +336,11 @@ async fn two_clones_reading_at_once_never_read_the_same_bytes_twice() {
     check_words("std", reads);
 
     // aiofs: two threads, each with a runtime of its own, two clones.
-    let a = aiofs::File::open(&path).await.expect("open");
-    let b = a.try_clone().await.expect("try_clone");
+    let (a, b) = current_thread().block_on(async {
+        let a = aiofs::File::open(&path).await.expect("open");
+        let b = a.try_clone().await.expect("try_clone");
+        (a, b)
+    });
     let threads: Vec<_> = [a, b]
         .into_iter()
         .map(|mut f| {
