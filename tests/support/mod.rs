@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod process;
+pub mod traffic;
 pub mod workload;
 
 use std::future::Future;

@@ -1,0 +1,106 @@
+//! `into_std` with a lazy future outstanding (issue 11, item 5).
+//!
+//! A positioned future takes a reference to the descriptor when it is
+//! created, before its first poll, and `into_std` waited for every reference:
+//! `let f = file.read_at(buf, 0); file.into_std().await;` never finished.
+//! `into_std` must wait only for requests actually submitted; a future
+//! created and never polled does not hold it up, and polling it afterwards
+//! returns an error: it never touches the file that got the same descriptor
+//! number since.
+//!
+//! `into_std_does_not_wait_for_a_lazy_future_and_the_future_then_fails`: lazy
+//! `write_at`, `read_at`, `write_all_at` and `read_exact_at` futures are
+//! created, and `into_std` must finish within 5 s; the `std::fs::File` is
+//! dropped and another file is put on the same descriptor number (`dup2`);
+//! then the futures are polled: each fails, and neither file changed. The
+//! notifier comes from `AIOFS_NOTIFIER`.
+
+mod support;
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use support::{bounded, open_rw, pattern_bytes};
+
+const LEN: usize = 64 * 1024;
+
+#[tokio::test]
+async fn into_std_does_not_wait_for_a_lazy_future_and_the_future_then_fails() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = dir.path().join("a");
+    let b = dir.path().join("b");
+    std::fs::write(&a, pattern_bytes(0, LEN)).expect("write a");
+    std::fs::write(&b, pattern_bytes(1 << 40, LEN)).expect("write b");
+
+    let file = open_rw(&a).await;
+    let number = file.as_raw_fd();
+    // Created, never polled.
+    let lazy_write = file.write_at(b"XXXX".to_vec(), 0);
+    let lazy_read = file.read_at(Vec::with_capacity(4096), 0);
+    let lazy_write_all = file.write_all_at(b"YYYY".to_vec(), 8);
+    let lazy_read_exact = file.read_exact_at(Vec::with_capacity(4096), 0);
+    let std = bounded(
+        "into_std with lazy positioned futures outstanding",
+        5,
+        file.into_std(),
+    )
+    .await;
+    assert_eq!(std.as_raw_fd(), number);
+    drop(std);
+
+    // Another file on the same descriptor number.
+    let other = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&b)
+        .expect("open b");
+    // SAFETY: `number` is closed (the std file was dropped); dup2 makes it a
+    // new descriptor for `b`, owned below.
+    let rc = unsafe { libc::dup2(other.as_raw_fd(), number) };
+    assert_eq!(rc, number, "dup2: {}", std::io::Error::last_os_error());
+    // SAFETY: `number` is the descriptor dup2 just made, owned by nobody else.
+    let reused = unsafe { OwnedFd::from_raw_fd(number) };
+
+    let (res, _) = bounded("the lazy write_at, polled after into_std", 5, lazy_write).await;
+    assert!(
+        res.is_err(),
+        "a write_at created before into_std succeeded after it ({res:?}): it wrote through \
+         a descriptor number that names another file now"
+    );
+    let (res, buf) = bounded("the lazy read_at, polled after into_std", 5, lazy_read).await;
+    assert!(
+        res.is_err(),
+        "a read_at created before into_std succeeded after it ({res:?}, {} bytes): it read \
+         through a descriptor number that names another file now",
+        buf.len()
+    );
+    let (res, _) = bounded(
+        "the lazy write_all_at, polled after into_std",
+        5,
+        lazy_write_all,
+    )
+    .await;
+    assert!(
+        res.is_err(),
+        "a write_all_at created before into_std succeeded after it"
+    );
+    let (res, _) = bounded(
+        "the lazy read_exact_at, polled after into_std",
+        5,
+        lazy_read_exact,
+    )
+    .await;
+    assert!(
+        res.is_err(),
+        "a read_exact_at created before into_std succeeded after it"
+    );
+    drop(reused);
+    drop(other);
+    assert!(
+        std::fs::read(&b).expect("read b") == pattern_bytes(1 << 40, LEN),
+        "the file that got the descriptor number changed"
+    );
+    assert!(
+        std::fs::read(&a).expect("read a") == pattern_bytes(0, LEN),
+        "the converted file changed"
+    );
+}
