@@ -30,6 +30,13 @@ fn signal_notifier() -> bool {
     std::env::var("AIOFS_NOTIFIER").is_ok_and(|v| v.trim().eq_ignore_ascii_case("signal"))
 }
 
+/// Whether each runtime that submits or waits starts a listener: under the
+/// signal notifier (Tokio's stream), and under the pipe notifier with runtime
+/// delivery (the default; `AIOFS_RUNTIME_DELIVERY=0` turns it off).
+fn listening() -> bool {
+    signal_notifier() || std::env::var("AIOFS_RUNTIME_DELIVERY").map_or(true, |v| v.trim() != "0")
+}
+
 fn current_thread() -> Runtime {
     Builder::new_current_thread()
         .enable_all()
@@ -134,7 +141,7 @@ fn fifty_current_thread_runtimes_one_after_another() {
     }
     let after = aiofs::stats();
     let took = listeners() - before.listeners;
-    if signal_notifier() {
+    if listening() {
         // Each runtime read the stream while it lived; the next one took over.
         assert_eq!(took, 50, "{before:?} → {after:?}");
     } else {
@@ -240,8 +247,7 @@ fn two_multi_thread_runtimes_at_once_then_one_goes_away() {
             let n = work(&rt, path_b, shared, 25, move |n| {
                 // Go on until A is gone and, with the signal notifier, this
                 // runtime took over the stream; then 20 more.
-                if !a_gone.load(Relaxed)
-                    || signal_notifier() && listeners() <= a_listeners.load(Relaxed)
+                if !a_gone.load(Relaxed) || listening() && listeners() <= a_listeners.load(Relaxed)
                 {
                     return false;
                 }
@@ -257,7 +263,7 @@ fn two_multi_thread_runtimes_at_once_then_one_goes_away() {
     assert_eq!(na, TASKS * 25);
     assert!(nb >= TASKS * 25, "{nb}");
     let after = aiofs::stats();
-    if signal_notifier() {
+    if listening() {
         // A read the stream first, B took over when A went away.
         assert_eq!(
             a_listeners.load(Relaxed),
@@ -437,7 +443,7 @@ fn shut_down_with_requests_in_flight(kind: Shutdown) {
                         let len = 1 + rng.below(8192) as usize;
                         write_read(&file, at, len, n).await.expect("R2 write_read");
                         done.fetch_add(1, Relaxed);
-                        let took_over = !signal_notifier() || listeners() > r2_listeners;
+                        let took_over = !listening() || listeners() > r2_listeners;
                         if gone.load(Relaxed) && took_over {
                             let first = *after_gone.get_or_insert(n);
                             if n >= first + 100 / 8 {
@@ -481,7 +487,7 @@ fn shut_down_with_requests_in_flight(kind: Shutdown) {
         after.cancelled > before.cancelled,
         "{kind:?}: no request was in flight when R1 went away: {before:?} → {after:?}"
     );
-    if signal_notifier() {
+    if listening() {
         assert_eq!(
             r2_listeners,
             before.listeners + 1,
@@ -639,15 +645,12 @@ fn futures_move_from_one_runtime_to_another() {
     println!("awaiting 64 reads submitted on an idle runtime took {idle_took:?}");
 }
 
-/// With the signal notifier, a runtime that read the stream and is still alive
-/// but idle (a current-thread runtime between two `block_on` calls) holds the
-/// stream without reading it: the requests of other runtimes then finish only
-/// at the driver's 250 ms safety-net scans. Not a broken contract (the design
-/// only asks for a take-over when that runtime is gone), but a cliff: 20 reads
-/// one after another take about 5 s instead of about 1 ms. Run it with
-/// `--ignored`.
+/// A runtime that listens and is still alive but idle (a current-thread
+/// runtime between two `block_on` calls) never holds up the requests of
+/// another runtime: each runtime that submits or waits has its own listener.
+/// (With a single listener, 20 reads one after another took about 5 s: each
+/// finished only at a 250 ms safety-net scan.)
 #[test]
-#[ignore = "signal notifier: an idle runtime holding the stream slows the others to 250 ms per request"]
 fn an_idle_runtime_holding_the_stream_does_not_slow_the_others() {
     aio_only();
     let _serial = serial();
@@ -885,7 +888,7 @@ fn two_hundred_runtimes_of_every_flavor_one_after_another() {
     // away idle started exactly one listener; one shut down while its tasks
     // were still polled may start more on its way out (each dropped at once).
     for &(i, in_flight, n) in &started_listeners {
-        if !signal_notifier() {
+        if !listening() {
             assert_eq!(n, 0, "runtime {i}: {after:?}");
         } else if in_flight {
             assert!(n >= 1, "runtime {i} did not take over the stream");

@@ -273,3 +273,65 @@ impl Drop for External {
 pub(crate) fn wait_detached() {
     hold::wait_if_refused();
 }
+
+#[cfg(test)]
+mod tests {
+    use std::future::poll_fn;
+    use std::io::ErrorKind;
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::sync::Arc;
+
+    use crate::sys::aio::Aiocb;
+    use crate::sys::fd::Fd;
+
+    /// An empty FIFO opened read-write and non-blocking: glibc's worker
+    /// `pread`s it, gets `ESPIPE`, falls back to `read`, and gets the I/O's
+    /// own `EAGAIN` every time. (The layers above refuse FIFOs; the driver is
+    /// exercised directly.) The first `EAGAIN` could be a lost signal: the
+    /// request runs once more, quietly; the quiet run's `EAGAIN` is final.
+    #[test]
+    fn a_genuine_eagain_is_would_block_after_one_quiet_retry() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&path).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+        let fifo = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&path)
+            .expect("open the fifo");
+        let fd = Arc::new(Fd::new(fifo.into()));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let before = crate::stats();
+        let (res, _) = rt.block_on(async {
+            let driver = super::get().expect("driver");
+            let mut cb = Some(Aiocb::read(fd, Vec::<u8>::with_capacity(16), 0, 0));
+            let mut token = None;
+            let done = poll_fn(|cx| {
+                let t = match token {
+                    Some(t) => t,
+                    None => match driver.submit(cb.take().expect("aiocb"), None, cx.waker()) {
+                        Ok(t) => *token.insert(t),
+                        Err((e, _)) => panic!("submit: {e}"),
+                    },
+                };
+                driver.poll(t, cx.waker())
+            });
+            tokio::time::timeout(std::time::Duration::from_secs(10), done)
+                .await
+                .expect("a genuine EAGAIN must finish, not spin")
+        });
+        let after = crate::stats();
+        let err = res.expect_err("nothing to read");
+        assert_eq!(err.kind(), ErrorKind::WouldBlock, "{err:?}");
+        assert_eq!(
+            after.quiet_resubmits - before.quiet_resubmits,
+            1,
+            "{after:?}"
+        );
+    }
+}

@@ -50,8 +50,10 @@ pub(crate) struct Description {
 }
 
 impl Description {
-    /// Reads the flags and, for `O_DIRECT`, the alignment. Neither waits for
-    /// a device (see `sys::fd::direct_alignment`).
+    /// Reads the flags, whether positioned I/O works, and for `O_DIRECT` the
+    /// alignment: at open, on the blocking pool (`OpenOptions::open`), or in
+    /// `File::from_std`. None of them waits for a device or a server (`fcntl`,
+    /// `lseek`, `statx` with `AT_STATX_DONT_SYNC`, a `pread` of 0 bytes).
     fn new(fd: BorrowedFd<'_>) -> Description {
         let flags = sysfd::status_flags(fd).unwrap_or(0);
         let direct = sysfd::is_direct(flags).then(|| {
@@ -60,10 +62,16 @@ impl Description {
                     (m as usize, o as usize)
                 })
         });
+        let seekable = match sysfd::seekable(fd) {
+            Ok(true) => SEEK_YES,
+            Ok(false) => SEEK_NO,
+            // Asked again (and the error reported) at the first request.
+            Err(_) => SEEK_UNKNOWN,
+        };
         Description {
             flags,
             direct,
-            seekable: AtomicU8::new(SEEK_UNKNOWN),
+            seekable: AtomicU8::new(seekable),
             no_nowait: AtomicBool::new(false),
             epoch: AtomicU64::new(0),
         }

@@ -226,7 +226,11 @@ impl WriteSide {
     /// chunk likewise).
     fn may_run(&self, i: usize) -> bool {
         let c = &self.inflight[i];
-        c.write.is_some() || self.inflight.range(..i).all(|o| o.is_done() || !o.overlaps(c))
+        c.write.is_some()
+            || self
+                .inflight
+                .range(..i)
+                .all(|o| o.is_done() || !o.overlaps(c))
     }
 
     /// Drives chunk `i` if it may run; records its error. `Pending` if it runs
