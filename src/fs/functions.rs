@@ -6,8 +6,8 @@ use std::path::Path;
 use futures::StreamExt;
 use futures::stream::{FuturesOrdered, FuturesUnordered};
 
-use super::{File, OpenOptions};
-use crate::ops;
+use super::{File, OpenOptions, asyncify};
+use crate::ops::{self, OpenFile};
 
 /// Chunk size of `copy`.
 const COPY_CHUNK: usize = 1 << 20;
@@ -16,9 +16,14 @@ const COPY_DEPTH: usize = 4;
 
 /// Reads a whole file into a `Vec`, as `tokio::fs::read`.
 ///
-/// The file is read with positioned AIO reads sized from its metadata, then
-/// until a read returns 0 (so a file that grows while being read is read to its
-/// end, as `std::fs::read` does).
+/// When the path and the data are in the kernel's caches, the file is opened,
+/// sized and read on the calling thread, with no thread hop at all (`openat2`
+/// with `RESOLVE_CACHED`, `statx`, `preadv2(RWF_NOWAIT)`); what the page cache
+/// does not hold is read with AIO. Otherwise one blocking task opens and sizes
+/// the file and, if it is small (up to 1 MiB), reads it, as `tokio::fs::read`
+/// does; a larger file is read with AIO. Either way it is read until a read
+/// returns 0 (a file that grows while being read is read to its end, as
+/// `std::fs::read` does).
 ///
 /// # Errors
 ///
@@ -39,17 +44,55 @@ const COPY_DEPTH: usize = 4;
 /// # }
 /// ```
 pub async fn read(path: impl AsRef<Path>) -> io::Result<Vec<u8>> {
-    let file = File::open(path).await?;
-    let size = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+    let path = path.as_ref();
+    // Cached path: opened here, sized here, and read from the page cache here
+    // when it holds the data: no thread hop at all.
+    let (file, hint) = match OpenFile::open_cached(path, 0)? {
+        Some(file) => {
+            let hint = file.size_hint();
+            (file, hint)
+        }
+        None => {
+            // One hop, as `tokio::fs::read`: open, size and, for a small file,
+            // the read itself in one blocking task.
+            let path = path.to_owned();
+            match asyncify(move || open_and_read_small(&path)).await? {
+                Opened::Whole(data) => return Ok(data),
+                Opened::Large(file, size) => (file, size),
+            }
+        }
+    };
     let mut buf = Vec::new();
-    ops::read_to_end_at(
-        file.open_file(),
-        &mut buf,
-        0,
-        usize::try_from(size).unwrap_or(usize::MAX),
-    )
-    .await?;
+    let hint = usize::try_from(hint).unwrap_or(usize::MAX);
+    ops::read_to_end_at(&file, &mut buf, 0, hint).await?;
     Ok(buf)
+}
+
+/// The largest file `read` reads in the blocking task that opened it (a
+/// larger one is read with AIO).
+const READ_IN_TASK: u64 = 1 << 20;
+
+/// What the blocking task of `read` did.
+enum Opened {
+    Whole(Vec<u8>),
+    Large(std::sync::Arc<OpenFile>, u64),
+}
+
+/// Opens `path` and, if it is small, reads it whole (`try_reserve`d: a size
+/// the allocator refuses is `OutOfMemory`).
+fn open_and_read_small(path: &Path) -> io::Result<Opened> {
+    use std::io::Read;
+    let mut std_file = std::fs::File::open(path)?;
+    let size = std_file.metadata().map(|m| m.len()).unwrap_or(0);
+    if size > READ_IN_TASK {
+        return Ok(Opened::Large(OpenFile::from_owned(std_file.into()), size));
+    }
+    let mut data = Vec::new();
+    data.try_reserve_exact(size as usize + 1).map_err(|e| {
+        io::Error::new(io::ErrorKind::OutOfMemory, format!("aiofs: {e}"))
+    })?;
+    std_file.read_to_end(&mut data)?;
+    Ok(Opened::Whole(data))
 }
 
 /// Reads a whole file into a `String`, as `tokio::fs::read_to_string`.
@@ -83,6 +126,10 @@ pub async fn read_to_string(path: impl AsRef<Path>) -> io::Result<String> {
 /// Creates or truncates a file and writes `contents` into it, as
 /// `tokio::fs::write`.
 ///
+/// Up to 1 MiB, one blocking task creates and writes the file, as
+/// `tokio::fs::write` does (one thread hop); larger contents are written with
+/// AIO once the file is created.
+///
 /// # Errors
 ///
 /// Those of creating the file and of writing it (`ENOSPC`, `EFBIG`, ...).
@@ -101,10 +148,18 @@ pub async fn read_to_string(path: impl AsRef<Path>) -> io::Result<String> {
 /// ```
 pub async fn write(path: impl AsRef<Path>, contents: impl AsRef<[u8]>) -> io::Result<()> {
     let contents = contents.as_ref().to_vec();
+    if contents.len() as u64 <= WRITE_IN_TASK {
+        let path = path.as_ref().to_owned();
+        return asyncify(move || std::fs::write(path, contents)).await;
+    }
     let file = File::create(path).await?;
     let (res, _) = file.write_all_at(contents, 0).await;
     res
 }
+
+/// The largest contents `write` writes in the blocking task that creates the
+/// file (larger ones are written with AIO).
+const WRITE_IN_TASK: u64 = 1 << 20;
 
 /// Copies the contents and permission bits of `from` to `to`, as
 /// `tokio::fs::copy`; returns the number of bytes copied.

@@ -25,7 +25,21 @@ use crate::ops::OpenFile;
 /// # }
 /// ```
 #[derive(Clone, Debug)]
-pub struct OpenOptions(std::fs::OpenOptions);
+pub struct OpenOptions {
+    std: std::fs::OpenOptions,
+    /// What was asked, to tell a plain read-only open (which may be done here
+    /// and now when the path is cached) from the others.
+    asked: Asked,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Asked {
+    read: bool,
+    /// Anything that writes or creates: `write`, `append`, `truncate`,
+    /// `create`, `create_new` (or options set on a `std::fs::OpenOptions`).
+    other: bool,
+    custom_flags: i32,
+}
 
 impl Default for OpenOptions {
     fn default() -> OpenOptions {
@@ -36,55 +50,65 @@ impl Default for OpenOptions {
 impl OpenOptions {
     /// Options with every flag off.
     pub fn new() -> OpenOptions {
-        OpenOptions(std::fs::OpenOptions::new())
+        OpenOptions {
+            std: std::fs::OpenOptions::new(),
+            asked: Asked::default(),
+        }
     }
 
     /// Read access.
     pub fn read(&mut self, read: bool) -> &mut OpenOptions {
-        self.0.read(read);
+        self.std.read(read);
+        self.asked.read = read;
         self
     }
 
     /// Write access.
     pub fn write(&mut self, write: bool) -> &mut OpenOptions {
-        self.0.write(write);
+        self.std.write(write);
+        self.asked.other |= write;
         self
     }
 
     /// Append mode (`O_APPEND`): every write lands at the end of the file,
     /// whatever position it names.
     pub fn append(&mut self, append: bool) -> &mut OpenOptions {
-        self.0.append(append);
+        self.std.append(append);
+        self.asked.other |= append;
         self
     }
 
     /// Truncate the file to 0 bytes on open.
     pub fn truncate(&mut self, truncate: bool) -> &mut OpenOptions {
-        self.0.truncate(truncate);
+        self.std.truncate(truncate);
+        self.asked.other |= truncate;
         self
     }
 
     /// Create the file if it does not exist.
     pub fn create(&mut self, create: bool) -> &mut OpenOptions {
-        self.0.create(create);
+        self.std.create(create);
+        self.asked.other |= create;
         self
     }
 
     /// Create the file, failing if it exists (`O_EXCL`).
     pub fn create_new(&mut self, create_new: bool) -> &mut OpenOptions {
-        self.0.create_new(create_new);
+        self.std.create_new(create_new);
+        self.asked.other |= create_new;
         self
     }
 
     /// The permission bits of a created file (before the umask), e.g. `0o644`.
     pub fn mode(&mut self, mode: u32) -> &mut OpenOptions {
-        self.0.mode(mode);
+        self.std.mode(mode);
         self
     }
 
     /// Extra `open(2)` flags, e.g. `libc::O_DIRECT` or `libc::O_NOATIME`.
     pub fn custom_flags(&mut self, flags: i32) -> &mut OpenOptions {
-        self.0.custom_flags(flags);
+        self.std.custom_flags(flags);
+        self.asked.custom_flags = flags;
         self
     }
 
@@ -96,8 +120,18 @@ impl OpenOptions {
     /// `AlreadyExists` (with `create_new`), `InvalidInput` for an invalid
     /// combination of flags, and so on.
     pub async fn open(&self, path: impl AsRef<Path>) -> io::Result<File> {
-        let path = path.as_ref().to_owned();
-        let opts = self.0.clone();
+        let path = path.as_ref();
+        let a = self.asked;
+        if a.read && !a.other {
+            // Read-only: open it here if the path is in the kernel's lookup
+            // cache (no wait for a device or server), else on the blocking pool.
+            let flags = a.custom_flags & !libc::O_ACCMODE;
+            if let Some(file) = OpenFile::open_cached(path, flags)? {
+                return Ok(File::from_open_file(file, Shared::new()));
+            }
+        }
+        let path = path.to_owned();
+        let opts = self.std.clone();
         // The open, and the descriptor's flags and O_DIRECT alignment, on the
         // blocking pool.
         let file = asyncify(move || Ok(OpenFile::from_owned(opts.open(path)?.into()))).await?;
@@ -107,6 +141,13 @@ impl OpenOptions {
 
 impl From<std::fs::OpenOptions> for OpenOptions {
     fn from(options: std::fs::OpenOptions) -> OpenOptions {
-        OpenOptions(options)
+        OpenOptions {
+            std: options,
+            // Unknown: always opened on the blocking pool.
+            asked: Asked {
+                other: true,
+                ..Asked::default()
+            },
+        }
     }
 }

@@ -172,6 +172,19 @@ impl OpenFile {
         OpenFile::new(Fd::new(fd))
     }
 
+    /// Opens `path` read-only (with `extra` flags) here and now if the path is
+    /// in the kernel's lookup cache (no device or server wait); `Ok(None)`
+    /// otherwise: open it on the blocking pool.
+    pub(crate) fn open_cached(path: &std::path::Path, extra: i32) -> io::Result<Option<Arc<OpenFile>>> {
+        Ok(sysfd::open_cached(path, libc::O_RDONLY | extra)?.map(OpenFile::from_owned))
+    }
+
+    /// The file's size as the kernel has it now, without asking a device or a
+    /// server: a hint (for sizing a whole-file read), not for `SeekFrom::End`.
+    pub(crate) fn size_hint(&self) -> u64 {
+        sysfd::cached_size(self.own.fd.borrow()).unwrap_or(0)
+    }
+
     fn new(fd: Fd) -> Arc<OpenFile> {
         let desc = Arc::new(Description::new(fd.borrow()));
         OpenFile::with_description(fd, desc)

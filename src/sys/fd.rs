@@ -301,3 +301,76 @@ pub(crate) fn is_direct(flags: i32) -> bool {
 pub(crate) fn is_append(flags: i32) -> bool {
     flags & libc::O_APPEND != 0
 }
+
+/// Set once `openat2` (Linux 5.6) or `RESOLVE_CACHED` (5.12) is refused.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+static NO_CACHED_OPEN: AtomicBool = AtomicBool::new(false);
+
+/// Opens `path` with `flags` (`O_CLOEXEC` added) only if every component of
+/// the path is in the kernel's lookup cache (`openat2` with `RESOLVE_CACHED`):
+/// the open then needs no device or server, and may run on a runtime thread.
+/// `Ok(None)` when it would have to look further (or the kernel cannot say:
+/// older than 5.12, or not Linux): open it elsewhere.
+///
+/// # Errors
+///
+/// Those of `open(2)` that the cache answers (`ENOENT` for a cached negative
+/// entry, `EACCES`, ...), and `InvalidInput` for a path with a NUL byte.
+pub(crate) fn open_cached(path: &std::path::Path, flags: i32) -> io::Result<Option<OwnedFd>> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        if NO_CACHED_OPEN.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let path = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "file name contained an unexpected NUL byte",
+            )
+        })?;
+        /// `struct open_how` (`linux/openat2.h`), version 0 (24 bytes).
+        #[repr(C)]
+        struct OpenHow {
+            flags: u64,
+            mode: u64,
+            resolve: u64,
+        }
+        let how = OpenHow {
+            flags: (flags | libc::O_CLOEXEC) as u64,
+            mode: 0,
+            resolve: libc::RESOLVE_CACHED,
+        };
+        // SAFETY: `path` is a NUL-terminated string and `how` a valid
+        // `open_how` of the size given, both live for the call.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                libc::AT_FDCWD,
+                path.as_ptr(),
+                &raw const how,
+                std::mem::size_of::<OpenHow>(),
+            )
+        };
+        if ret >= 0 {
+            // SAFETY: `openat2` returned a new descriptor nobody else owns.
+            return Ok(Some(unsafe { OwnedFd::from_raw_fd(ret as RawFd) }));
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EAGAIN) => Ok(None),
+            Some(libc::ENOSYS) | Some(libc::E2BIG) | Some(libc::EINVAL) | Some(libc::EPERM) => {
+                // No openat2, or RESOLVE_CACHED unknown (EINVAL), or a seccomp
+                // policy refusing it: never ask again.
+                NO_CACHED_OPEN.store(true, Ordering::Relaxed);
+                Ok(None)
+            }
+            _ => Err(err),
+        }
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = (path, flags);
+        Ok(None)
+    }
+}
