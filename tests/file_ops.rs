@@ -1138,3 +1138,46 @@ fn requests() -> u64 {
     let s = aiofs::stats();
     s.submitted + s.nowait_reads
 }
+
+/// Group commit: 16 `sync_data` calls made while one is running share one
+/// more `aio_fsync` (each gets its result: a sync that started after the call);
+/// a call after they finished starts its own. Deterministic: the running
+/// round is not polled while the 16 join, so it cannot be seen finished.
+#[tokio::test]
+async fn concurrent_syncs_of_one_file_share_one_fsync_per_round() {
+    bounded(
+        "concurrent_syncs_of_one_file_share_one_fsync_per_round",
+        60,
+        async {
+            let _serial = serial();
+            let file = std::sync::Arc::new(aiofs::File::from_std(tempfile::tempfile().unwrap()));
+            let (res, _) = file.write_all_at(vec![1u8; 1 << 20], 0).await;
+            res.unwrap();
+            idle().await;
+            let before = aiofs::stats();
+            let mut first = Box::pin(file.sync_data());
+            assert!(futures::poll!(first.as_mut()).is_pending(), "the first sync runs");
+            let mut joined: Vec<_> = (0..16).map(|_| Box::pin(file.sync_data())).collect();
+            for sync in &mut joined {
+                // Joins the next round (it waits for the first, then syncs).
+                assert!(futures::poll!(sync.as_mut()).is_pending());
+            }
+            first.await.unwrap();
+            for sync in joined {
+                sync.await.unwrap();
+            }
+            let after = aiofs::stats();
+            assert_eq!(
+                after.submitted - before.submitted,
+                2,
+                "17 syncs: the first one, and one shared by the 16 that came while it ran: \
+                 {after:?}"
+            );
+            // Each caller's own later sync is a round of its own.
+            file.sync_data().await.unwrap();
+            assert_eq!(aiofs::stats().submitted - before.submitted, 3);
+            idle().await;
+        },
+    )
+    .await;
+}

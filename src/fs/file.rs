@@ -17,7 +17,7 @@ use super::stream::{Shared, Target};
 use super::{OpenOptions, asyncify};
 use crate::BufResult;
 use crate::buf::{IoBuf, IoBufMut};
-use crate::ops::{self, OpenFile, ReadAt, ReadKind, ReadvAt, Sync, SyncMode, WriteAt, WritevAt};
+use crate::ops::{self, OpenFile, ReadAt, ReadKind, ReadvAt, SyncMode, WriteAt, WritevAt};
 
 /// Tokio's default for `max_buf_size`: 2 MiB.
 const DEFAULT_MAX_BUF_SIZE: usize = 2 * 1024 * 1024;
@@ -600,6 +600,11 @@ impl File {
     /// descriptor's requests in order, so every positioned write submitted on
     /// this file before the call is covered too; await them first.
     ///
+    /// Concurrent syncs of one `File` share one `aio_fsync` (group commit): a
+    /// call made while a sync runs waits for it to finish and then shares the
+    /// next one with every other call made meanwhile. Each call's result is
+    /// that of a sync that started after the call.
+    ///
     /// # Errors
     ///
     /// The OS error of the sync (e.g. `EIO`).
@@ -622,11 +627,12 @@ impl File {
     /// ```
     pub async fn sync_all(&self) -> io::Result<()> {
         self.flush_stream().await?;
-        Sync::new(Arc::clone(&self.file), SyncMode::All).await
+        self.file.sync(SyncMode::All).await
     }
 
     /// Flushes data (and the metadata needed to read it back) to the device:
     /// `aio_fsync(O_DSYNC)`, after the writes buffered by `AsyncWrite`.
+    /// Concurrent calls share their syncs as for [`sync_all`](Self::sync_all).
     ///
     /// # Errors
     ///
@@ -648,7 +654,7 @@ impl File {
     /// ```
     pub async fn sync_data(&self) -> io::Result<()> {
         self.flush_stream().await?;
-        Sync::new(Arc::clone(&self.file), SyncMode::Data).await
+        self.file.sync(SyncMode::Data).await
     }
 
     /// The file's metadata (`fstat`, on Tokio's blocking pool), once the writes

@@ -162,6 +162,8 @@ pub(crate) struct OpenFile {
     uses: AtomicUsize,
     /// Woken when `uses` falls to zero (for `into_std`).
     closer: AtomicWaker,
+    /// Group commit of `sync_all` and `sync_data`.
+    syncs: [super::fsync::Group; 2],
 }
 
 const CLOSED: usize = 1 << (usize::BITS - 1);
@@ -202,6 +204,7 @@ impl OpenFile {
             pool_size: AtomicUsize::new(0),
             uses: AtomicUsize::new(0),
             closer: AtomicWaker::new(),
+            syncs: Default::default(),
         })
     }
 
@@ -359,6 +362,16 @@ impl OpenFile {
             }
             _ => Arc::clone(&self.own),
         }
+    }
+
+    /// `aio_fsync` of the file (`O_SYNC` or `O_DSYNC`), shared with the
+    /// concurrent syncs of this `File` (group commit: see `fsync::Group`).
+    pub(crate) async fn sync(self: &Arc<Self>, mode: crate::sys::aio::SyncMode) -> io::Result<()> {
+        let group = match mode {
+            crate::sys::aio::SyncMode::All => &self.syncs[0],
+            crate::sys::aio::SyncMode::Data => &self.syncs[1],
+        };
+        group.sync(self, mode).await
     }
 
     /// The descriptor's offset (`lseek(SEEK_CUR)`: never waits).

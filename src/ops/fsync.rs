@@ -75,3 +75,71 @@ impl Future for Sync {
         }
     }
 }
+
+type Round = futures::future::Shared<
+    Pin<Box<dyn Future<Output = Result<(), Arc<io::Error>>> + Send>>,
+>;
+
+/// Group commit: concurrent syncs of one file share one `aio_fsync`.
+///
+/// A sync that arrives while none runs starts one. One that arrives while one
+/// runs joins the *next* round, which starts when the running one finishes:
+/// the running fsync may have started before the caller's writes finished,
+/// so it may not cover them; the next one does. So N callers arriving during
+/// one fsync share one more, and each gets the result of a sync that started
+/// after it was called.
+#[derive(Default)]
+pub(crate) struct Group {
+    rounds: std::sync::Mutex<Rounds>,
+}
+
+#[derive(Default)]
+struct Rounds {
+    running: Option<Round>,
+    next: Option<Round>,
+}
+
+impl std::fmt::Debug for Group {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Group")
+    }
+}
+
+impl Group {
+    /// Syncs `file` (`mode`), sharing the `aio_fsync` with concurrent callers.
+    pub(crate) async fn sync(&self, file: &Arc<OpenFile>, mode: SyncMode) -> io::Result<()> {
+        let round = {
+            let mut r = self.rounds.lock().unwrap_or_else(|e| e.into_inner());
+            if r.running.as_ref().is_some_and(|run| run.peek().is_some()) {
+                // Finished: the next round (if any) is the running one now.
+                r.running = r.next.take();
+            }
+            match (&r.running, &r.next) {
+                (None, _) => r.running.insert(round(None, file, mode)).clone(),
+                (Some(_), Some(next)) => next.clone(),
+                (Some(running), None) => {
+                    let after = running.clone();
+                    r.next.insert(round(Some(after), file, mode)).clone()
+                }
+            }
+        };
+        round.await.map_err(|e| match e.raw_os_error() {
+            Some(code) => io::Error::from_raw_os_error(code),
+            None => io::Error::new(e.kind(), e.to_string()),
+        })
+    }
+}
+
+/// One `aio_fsync`, started once `after` (the round before) is done.
+fn round(after: Option<Round>, file: &Arc<OpenFile>, mode: SyncMode) -> Round {
+    use futures::FutureExt;
+    let file = Arc::clone(file);
+    let fut: Pin<Box<dyn Future<Output = Result<(), Arc<io::Error>>> + Send>> =
+        Box::pin(async move {
+            if let Some(after) = after {
+                let _ = after.await;
+            }
+            Sync::new(file, mode).await.map_err(Arc::new)
+        });
+    fut.shared()
+}
