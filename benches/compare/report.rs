@@ -126,14 +126,25 @@ pub fn print_table(rows: &[Row]) {
 /// What the rows are, below the tables.
 fn print_notes(rows: &[Row]) {
     println!();
-    for r in AIOFS_ROWS {
+    let present = |key: &str| {
+        rows.iter()
+            .any(|row| row.backend.aiofs_row().is_some_and(|r| r.key == key))
+    };
+    for r in AIOFS_ROWS.iter().filter(|r| present(r.key)) {
+        let config = format!("{:?}", (r.config)(aiofs::Config::new()));
+        let set: Vec<&str> = config
+            .trim_start_matches("Config {")
+            .trim_end_matches('}')
+            .split(", ")
+            .map(str::trim)
+            .filter(|f| !f.is_empty() && !f.ends_with("None"))
+            .collect();
         println!(
             "{}: Config::new(){} installed in the sample process{}",
             r.name,
-            match (r.config)(aiofs::Config::new()) {
-                c if c == aiofs::Config::new() => String::new(),
-                c => format!(" -> {c:?}"),
-            },
+            set.iter()
+                .map(|f| format!(".{}", f.replace(": Some", "")))
+                .collect::<String>(),
             if r.block_signal {
                 "; every thread blocks the completion signal (aiofs::block_completion_signal in main and on_thread_start)"
             } else {

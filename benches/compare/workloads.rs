@@ -135,70 +135,59 @@ pub const AIOFS_ROWS: &[AiofsRow] = &[
 
 // ---------------------------------------------------------------- workloads and cells
 
-/// What is measured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Workload {
-    /// Random 4 KiB reads of a page-cached file at QD 1, 16, 128.
-    Cached,
-    /// QD1 latency (p50, p99) of random 4 KiB reads of the page-cached file.
-    Latency,
-    /// Random 4 KiB `O_DIRECT` reads at QD 1, 32.
-    Direct,
-    /// Random 4 KiB reads of evicted pages, each page at most once, QD 1, 16, 64.
-    Cold,
-    /// The whole cached file through `AsyncRead`: `tokio::io::copy` into a sink.
-    SeqCopy,
-    /// The whole cached file with positioned 1 MiB reads.
-    SeqReadAt,
-    /// 1 MiB chunks through `AsyncWrite` (`write_all`), then `flush` + `sync_all`.
-    WriteStream,
-    /// 1 MiB chunks with `write_all_at`, then `sync_all`.
-    WriteAt,
-    /// Thousands of small files read whole, cold and cached, QD 1 and 16.
-    Small,
-    /// A write-ahead log: 4 KiB appends, each made durable (`sync_data`).
-    Wal,
-    /// The whole-file functions on large files: `copy`, `read`, `write`.
-    Whole,
+/// An enum whose variants have a name on the command line and in JSON: with
+/// `ALL` (the variants in order), `key` and `from_key`.
+macro_rules! keyed_enum {
+    ($(#[$m:meta])* pub enum $name:ident { $($(#[$vm:meta])* $v:ident = $key:literal,)* }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($(#[$vm])* $v,)* }
+
+        impl $name {
+            /// Every variant, in the order they run and print.
+            pub const ALL: &[$name] = &[$($name::$v,)*];
+
+            /// The name on the command line and in JSON.
+            pub fn key(self) -> &'static str {
+                match self { $($name::$v => $key,)* }
+            }
+
+            fn from_key(key: &str) -> Option<$name> {
+                $name::ALL.iter().copied().find(|x| x.key() == key)
+            }
+        }
+    };
+}
+
+keyed_enum! {
+    /// What is measured.
+    pub enum Workload {
+        /// Random 4 KiB reads of a page-cached file at QD 1, 16, 128.
+        Cached = "cached",
+        /// QD1 latency (p50, p99) of random 4 KiB reads of the page-cached file.
+        Latency = "latency",
+        /// Random 4 KiB `O_DIRECT` reads at QD 1, 32.
+        Direct = "direct",
+        /// Random 4 KiB reads of evicted pages, each page at most once, QD 1, 16, 64.
+        Cold = "cold",
+        /// The whole cached file through `AsyncRead`: `tokio::io::copy` into a sink.
+        SeqCopy = "seq-copy",
+        /// The whole cached file with positioned 1 MiB reads.
+        SeqReadAt = "seq-read-at",
+        /// 1 MiB chunks through `AsyncWrite` (`write_all`), then `flush` + `sync_all`.
+        WriteStream = "write-stream",
+        /// 1 MiB chunks with `write_all_at`, then `sync_all`.
+        WriteAt = "write-at",
+        /// Thousands of small files read whole, cold and cached, QD 1 and 16.
+        Small = "small",
+        /// A write-ahead log: 4 KiB appends, each made durable (`sync_data`).
+        Wal = "wal",
+        /// The whole-file functions on large files: `copy`, `read`, `write`.
+        Whole = "whole",
+    }
 }
 
 impl Workload {
-    /// Every workload, in the order they run and print.
-    pub const ALL: [Workload; 11] = [
-        Workload::Cached,
-        Workload::Latency,
-        Workload::Direct,
-        Workload::Cold,
-        Workload::SeqCopy,
-        Workload::SeqReadAt,
-        Workload::WriteStream,
-        Workload::WriteAt,
-        Workload::Small,
-        Workload::Wal,
-        Workload::Whole,
-    ];
-
-    /// The workload's name on the command line and in JSON.
-    pub fn key(self) -> &'static str {
-        match self {
-            Workload::Cached => "cached",
-            Workload::Latency => "latency",
-            Workload::Direct => "direct",
-            Workload::Cold => "cold",
-            Workload::SeqCopy => "seq-copy",
-            Workload::SeqReadAt => "seq-read-at",
-            Workload::WriteStream => "write-stream",
-            Workload::WriteAt => "write-at",
-            Workload::Small => "small",
-            Workload::Wal => "wal",
-            Workload::Whole => "whole",
-        }
-    }
-
-    fn from_key(key: &str) -> Option<Workload> {
-        Workload::ALL.into_iter().find(|w| w.key() == key)
-    }
-
     /// Parses a comma-separated list of workload names; `seq` stands for
     /// `seq-copy,seq-read-at`, `write` for `write-stream,write-at`, `all` for
     /// every workload. The result is in [`Workload::ALL`]'s order, without
@@ -211,7 +200,7 @@ impl Workload {
         let mut chosen = Vec::new();
         for key in list.split(',').map(str::trim).filter(|k| !k.is_empty()) {
             match key {
-                "all" => chosen.extend(Workload::ALL),
+                "all" => chosen.extend(Workload::ALL.iter().copied()),
                 "seq" => chosen.extend([Workload::SeqCopy, Workload::SeqReadAt]),
                 "write" => chosen.extend([Workload::WriteStream, Workload::WriteAt]),
                 _ => chosen.push(Workload::from_key(key).ok_or_else(|| {
@@ -224,7 +213,8 @@ impl Workload {
             }
         }
         Ok(Workload::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .filter(|w| chosen.contains(w))
             .collect())
     }
@@ -299,129 +289,64 @@ impl Workload {
         }
     }
 
+    /// The title of a cell's table.
+    #[rustfmt::skip]
     fn title(self, case: Case, qd: usize, size: u64) -> String {
-        let mib = size / MIB as u64;
-        let tasks = format!(
-            "QD{qd} ({qd} task(s) on one shared file; tokio::fs: a File per task, seek + read_exact; std: one thread)"
-        );
-        match (self, case) {
-            (Workload::Cached, _) => {
-                format!("cached: random 4 KiB reads of a {mib} MiB page-cached file, {tasks}")
-            }
-            (Workload::Latency, _) => format!(
-                "latency: QD1 random 4 KiB reads of the {mib} MiB page-cached file, each read timed"
-            ),
-            (Workload::Direct, _) => format!(
-                "direct: random 4 KiB O_DIRECT reads of a {mib} MiB file, QD{qd} (aiofs: the file's default descriptor pool unless named; std: one thread)"
-            ),
-            (Workload::Cold, _) => format!(
-                "cold: random 4 KiB reads of a {mib} MiB file evicted right before the run, each page at most once, {tasks}"
-            ),
-            (Workload::SeqCopy, _) => format!(
-                "seq-copy: the whole {mib} MiB page-cached file, tokio::io::copy(file -> sink) (std: a read loop, 1 MiB buffer)"
-            ),
-            (Workload::SeqReadAt, _) => format!(
-                "seq-read-at: the whole {mib} MiB page-cached file with 1 MiB read_at, {SEQ_DEPTH} in flight (tokio::fs and std: a read loop, 1 MiB buffer)"
-            ),
-            (Workload::WriteStream, _) => format!(
-                "write-stream: {mib} MiB to a new file, write_all of 1 MiB chunks (AsyncWrite), flush, sync_all (std: write_all loop + sync_all)"
-            ),
-            (Workload::WriteAt, _) => format!(
-                "write-at: {mib} MiB to a new file, write_all_at of 1 MiB chunks, {SEQ_DEPTH} in flight, then sync_all (std: write_all loop + sync_all)"
-            ),
-            (Workload::Small, case) => format!(
-                "small {}: {size} files of 1-64 KiB, each read whole once, {}, QD{qd} ({qd} task(s); spawn_blocking: the std call in one blocking task; std: one thread)",
-                case.key(),
-                if case.cold() {
-                    "evicted right before the run"
-                } else {
-                    "read once right before the run"
-                },
-            ),
-            (Workload::Wal, Case::Group) => format!(
-                "wal group: {GROUP} tasks append 4 KiB records to one file (each reserves its offset, writes, then awaits sync_data for its own record; tokio::fs: a File per task, seek + write_all + flush + sync_data)"
-            ),
-            (Workload::Wal, case) => format!(
-                "wal {}: append 4 KiB, then sync_data, one at a time (aiofs: {}; spawn_blocking: pwrite + fdatasync in one task; std: one thread)",
-                case.key(),
-                if case == Case::At {
-                    "write_all_at + sync_data"
-                } else {
-                    "write_all + flush + sync_data"
-                },
-            ),
-            (Workload::Whole, case) => format!(
-                "whole {}: fs::{} of a {mib} MiB file{}",
-                case.key(),
-                case.key(),
-                match case {
-                    Case::Write => " (no sync, as the function does)",
-                    Case::Copy => ", page-cached, to a new file (no sync)",
-                    _ => ", page-cached",
-                },
-            ),
-        }
+        const TASKS: &str = "QD{qd} ({qd} task(s) on one shared file; tokio::fs: a File per task, seek + read_exact; std: one thread)";
+        const SMALL: &str = "{size} files of 1-64 KiB, each read whole once, {prep} right before the run, QD{qd} ({qd} task(s); spawn_blocking: the std call in one blocking task; std: one thread)";
+        const LOG: &str = "append 4 KiB, then sync_data, one at a time (spawn_blocking: pwrite + fdatasync in one task; std: one thread)";
+        let what = match (self, case) {
+            (Workload::Cached, _) => "random 4 KiB reads of a {mib} MiB page-cached file, {tasks}",
+            (Workload::Latency, _) => "QD1 random 4 KiB reads of the {mib} MiB page-cached file, each read timed",
+            (Workload::Direct, _) => "random 4 KiB O_DIRECT reads of a {mib} MiB file, QD{qd} (aiofs: the file's default descriptor pool unless named; std: one thread)",
+            (Workload::Cold, _) => "random 4 KiB reads of a {mib} MiB file evicted right before the run, each page at most once, {tasks}",
+            (Workload::SeqCopy, _) => "the whole {mib} MiB page-cached file, tokio::io::copy(file -> sink) (std: a read loop, 1 MiB buffer)",
+            (Workload::SeqReadAt, _) => "the whole {mib} MiB page-cached file with 1 MiB read_at, {SEQ_DEPTH} in flight (tokio::fs and std: a read loop, 1 MiB buffer)",
+            (Workload::WriteStream, _) => "{mib} MiB to a new file, write_all of 1 MiB chunks (AsyncWrite), flush, sync_all (std: write_all loop + sync_all)",
+            (Workload::WriteAt, _) => "{mib} MiB to a new file, write_all_at of 1 MiB chunks, {SEQ_DEPTH} in flight, then sync_all (std: write_all loop + sync_all)",
+            (Workload::Small, _) => SMALL,
+            (Workload::Wal, Case::At) => "{log} (aiofs: write_all_at + sync_data)",
+            (Workload::Wal, Case::Stream) => "{log} (aiofs, tokio::fs: write_all + flush + sync_data)",
+            (Workload::Wal, _) => "{GROUP} tasks append 4 KiB records to one file (each reserves its offset, writes, then awaits sync_data for its own record; tokio::fs: a File per task, seek + write_all + flush + sync_data)",
+            (Workload::Whole, Case::Write) => "fs::write of {mib} MiB to a new file (no sync, as the function does)",
+            (Workload::Whole, Case::Copy) => "fs::copy of a {mib} MiB page-cached file to a new file (no sync)",
+            (Workload::Whole, _) => "fs::read of a {mib} MiB page-cached file",
+        };
+        let name = match case {
+            Case::Only => self.key().to_string(),
+            case => format!("{} {}", self.key(), case.key()),
+        };
+        let what = what
+            .replace("{tasks}", TASKS)
+            .replace("{log}", LOG)
+            .replace("{prep}", if case.cold() { "evicted" } else { "read once" })
+            .replace("{mib}", &(size / MIB as u64).to_string())
+            .replace("{size}", &size.to_string())
+            .replace("{qd}", &qd.to_string())
+            .replace("{SEQ_DEPTH}", &SEQ_DEPTH.to_string())
+            .replace("{GROUP}", &GROUP.to_string());
+        format!("{name}: {what}")
     }
 }
 
-/// A workload's variant (cold or cached, which API); `Only` for a workload
-/// that has one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Case {
-    Only,
-    /// Small files: `fs::read`, evicted / cached.
-    ReadCold,
-    ReadCached,
-    /// Small files: `File::open` + `AsyncReadExt::read_to_end`, evicted / cached.
-    OpenCold,
-    OpenCached,
-    /// Write-ahead log: `write_all_at` + `sync_data`.
-    At,
-    /// Write-ahead log: `AsyncWrite` `write_all` + `flush` + `sync_data`.
-    Stream,
-    /// Write-ahead log: group commit.
-    Group,
-    /// Whole-file functions.
-    Copy,
-    Read,
-    Write,
+keyed_enum! {
+    /// A workload's variant (cold or cached, which API); `Only` for a workload
+    /// that has one.
+    pub enum Case {
+        Only = "-",
+        /// Small files: `fs::read`, or `File::open` + `AsyncReadExt::read_to_end`;
+        /// evicted or cached.
+        ReadCold = "read-cold", ReadCached = "read-cached",
+        OpenCold = "open-cold", OpenCached = "open-cached",
+        /// Write-ahead log: `write_all_at` + `sync_data`; `AsyncWrite`
+        /// `write_all` + `flush` + `sync_data`; group commit.
+        At = "write_all_at", Stream = "AsyncWrite", Group = "group",
+        /// Whole-file functions.
+        Copy = "copy", Read = "read", Write = "write",
+    }
 }
 
 impl Case {
-    const ALL: [Case; 11] = [
-        Case::Only,
-        Case::ReadCold,
-        Case::ReadCached,
-        Case::OpenCold,
-        Case::OpenCached,
-        Case::At,
-        Case::Stream,
-        Case::Group,
-        Case::Copy,
-        Case::Read,
-        Case::Write,
-    ];
-
-    pub fn key(self) -> &'static str {
-        match self {
-            Case::Only => "-",
-            Case::ReadCold => "read-cold",
-            Case::ReadCached => "read-cached",
-            Case::OpenCold => "open-cold",
-            Case::OpenCached => "open-cached",
-            Case::At => "write_all_at",
-            Case::Stream => "AsyncWrite",
-            Case::Group => "group",
-            Case::Copy => "copy",
-            Case::Read => "read",
-            Case::Write => "write",
-        }
-    }
-
-    fn from_key(key: &str) -> Option<Case> {
-        Case::ALL.into_iter().find(|c| c.key() == key)
-    }
-
     /// Small files: evicted right before the run.
     pub fn cold(self) -> bool {
         matches!(self, Case::ReadCold | Case::OpenCold)
@@ -596,27 +521,20 @@ impl Options {
 
     /// A smoke run: small files and short runs, 1 run per cell.
     pub fn quick() -> Options {
-        Options {
-            mode: "quick",
-            runs: 1,
-            secs: 0.15,
-            cold_secs: 0.15,
-            wal_secs: 0.15,
-            warm_secs: 0.03,
-            file_size: 64 * MIB as u64,
-            direct_size: 64 * MIB as u64,
-            cold_size: 256 * MIB as u64,
-            write_size: 32 * MIB as u64,
-            small_files: 300,
-            copy_size: 32 * MIB as u64,
-            whole_size: 32 * MIB as u64,
-            ..Options::full()
-        }
+        let mib = MIB as u64;
+        let mut o = Options::full();
+        (o.mode, o.runs, o.warm_secs) = ("quick", 1, 0.03);
+        (o.secs, o.cold_secs, o.wal_secs) = (0.15, 0.15, 0.15);
+        (o.file_size, o.direct_size, o.cold_size) = (64 * mib, 64 * mib, 256 * mib);
+        (o.write_size, o.copy_size, o.whole_size) = (32 * mib, 32 * mib, 32 * mib);
+        o.small_files = 300;
+        o
     }
 
     fn workloads(&self) -> Vec<Workload> {
         Workload::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .filter(|w| self.workloads.is_empty() || self.workloads.contains(w))
             .collect()
     }
@@ -952,7 +870,12 @@ fn build_uring_fs() -> Result<PathBuf, String> {
         .map_err(|e| format!("cargo: {e}"))?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
-        let tail: Vec<&str> = stderr.lines().rev().take(6).collect();
+        let tail: Vec<&str> = stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .rev()
+            .take(6)
+            .collect();
         return Err(format!(
             "cargo build failed ({}): {}",
             out.status,
