@@ -2,7 +2,7 @@
 //! as ratios: the project's one bench harness.
 //!
 //! ```text
-//! cargo bench --bench compare                        # full run: 3 runs per cell, medians (~35 min)
+//! cargo bench --bench compare                        # full run: 3 runs per cell, medians (~20 min)
 //! cargo bench --bench compare -- --quick             # smoke run: small files, 1 short run per cell (~1 min)
 //! cargo bench --bench compare -- --only cold         # one workload (or a list: cold,small,wal)
 //! cargo bench --bench compare -- --runs 5            # runs per cell

@@ -113,7 +113,7 @@ pub(super) struct Lat(Option<Vec<u32>>);
 
 impl Lat {
     pub(super) fn new(record: bool) -> Lat {
-        Lat(record.then(|| Vec::with_capacity(1 << 16)))
+        Lat(record.then(|| Vec::with_capacity(1024)))
     }
 
     /// The start of an op, when recorded.

@@ -664,33 +664,17 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(&str)) -> io::Result<Vec<Row
     let scratch = tempfile::Builder::new().prefix("run-").tempdir_in(&data)?;
     let mut uring_exe: Option<Result<PathBuf, String>> = None;
     let mut rows = Vec::new();
-    for (wi, w) in opts.workloads().into_iter().enumerate() {
+    for w in opts.workloads() {
         for &(case, qds) in w.cases() {
             let size = opts.size_of(w, case);
             let input = prepare_input(&data, w, case, size, progress)?;
-            for (qi, &qd) in qds.iter().enumerate() {
+            for &qd in qds {
                 let cell = Cell {
                     workload: w,
                     case,
                     qd,
                 };
                 let backends = opts.backends(cell);
-                if backends.contains(&Backend::TokioFsUring) && uring_exe.is_none() {
-                    progress(
-                        "building the bench with tokio's io-uring driver (first time: minutes)",
-                    );
-                    let t0 = Instant::now();
-                    let built = build_uring_fs();
-                    progress(&match &built {
-                        Ok(exe) => format!(
-                            "built {} in {:.1} s",
-                            exe.display(),
-                            t0.elapsed().as_secs_f64()
-                        ),
-                        Err(e) => format!("no io_uring build of tokio::fs: {e}"),
-                    });
-                    uring_exe = Some(built);
-                }
                 let first = rows.len();
                 rows.extend(backends.iter().map(|&backend| Row {
                     cell,
@@ -711,20 +695,14 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(&str)) -> io::Result<Vec<Row
                         let spec = Spec {
                             cell,
                             backend: row.backend,
-                            seed: (((wi * 16 + qi) * 64 + i) * 256 + rep) as u64,
+                            seed: ((first + i) * 256 + rep) as u64,
                             secs: opts.secs_of(w),
                             warm_secs: opts.warm_secs,
                             size,
                             input: input.clone(),
                             scratch: scratch.path().to_path_buf(),
                         };
-                        let exe = match row.backend {
-                            Backend::TokioFsUring => {
-                                uring_exe.clone().unwrap_or_else(|| Err("not built".into()))
-                            }
-                            _ => std::env::current_exe().map_err(|e| e.to_string()),
-                        };
-                        match exe
+                        match exe_for(row.backend, &mut uring_exe, progress)
                             .map_err(io::Error::other)
                             .and_then(|exe| spawn_sample(&spec, &exe))
                         {
@@ -750,6 +728,35 @@ pub fn run(opts: &Options, progress: &mut dyn FnMut(&str)) -> io::Result<Vec<Row
         }
     }
     Ok(rows)
+}
+
+/// The executable that runs `b`'s samples: this one, or for `tokio::fs
+/// io_uring` this bench's io_uring build, made on first need (`uring`
+/// remembers it, or why there is none).
+fn exe_for(
+    b: Backend,
+    uring: &mut Option<Result<PathBuf, String>>,
+    progress: &mut dyn FnMut(&str),
+) -> Result<PathBuf, String> {
+    if b != Backend::TokioFsUring {
+        return std::env::current_exe().map_err(|e| e.to_string());
+    }
+    uring
+        .get_or_insert_with(|| {
+            progress("building the bench with tokio's io-uring driver (first time: minutes)");
+            let t0 = Instant::now();
+            let built = build_uring_fs();
+            progress(&match &built {
+                Ok(exe) => format!(
+                    "built {} in {:.1} s",
+                    exe.display(),
+                    t0.elapsed().as_secs_f64()
+                ),
+                Err(e) => format!("no io_uring build of tokio::fs: {e}"),
+            });
+            built
+        })
+        .clone()
 }
 
 /// The rows a machine may be unable to run: they print n/a with the reason.
