@@ -110,8 +110,13 @@
 //! timed in `cached`, where two clock reads per read would show). `aio` and
 //! `sig` are aiofs's requests submitted and completion signals per op
 //! (`aiofs::stats()`; the JSON has more counters). `other%` is the CPU the rest
-//! of the machine used during the run (`/proc/stat`); a warning is printed when
-//! a run saw more than 10%: these 2-CPU machines are easily disturbed.
+//! of the machine used during the run (`/proc/stat`), `o.MB/s` the disk I/O on
+//! the data's device that the process's `/proc/self/io` does not account for
+//! (other programs' I/O and writeback, the file system's journal writes for the
+//! process's own syncs; `/proc/diskstats`); a warning is printed when a run saw
+//! more than 10% or 5 MB/s: these 2-CPU machines on a shared disk are easily
+//! disturbed. A disk slowed down from outside the VM shows in nothing but the
+//! figures themselves (and in std's latencies).
 //!
 //! The last block gives the project's targets (the README's, and issue 12's),
 //! each ratio computed from this run, marked met or missed: printed, not

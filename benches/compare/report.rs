@@ -1,7 +1,7 @@
 //! The report: one table per cell, the JSON lines, the targets.
 
 use super::util::{fmt_opt, fmt_pct, fmt_rate, fmt_ratio, json_list, json_num, json_str, ratio};
-use super::{AIOFS_ROWS, Backend, Case, NOISY, Row, Sample, WORKERS, Workload};
+use super::{AIOFS_ROWS, Backend, Case, NOISY, NOISY_IO, Row, Sample, WORKERS, Workload};
 
 /// The aiofs row the ratio columns of `row`'s cell divide: aiofs as a user
 /// gets it, or the first aiofs row when it was not run.
@@ -57,7 +57,7 @@ pub fn print_table(rows: &[Row]) {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
     );
     println!(
-        "CPU, csw = getrusage(RUSAGE_SELF) user+sys time, context switches of the sample's process per op; p50, p99 = latency of one op; aio, sig = aiofs requests submitted, completion signals per op; aiofs÷ = {} ÷ this row (rate > 1: aiofs faster; CPU < 1: aiofs spends less); other% = CPU busy outside the process (other programs, kernel threads, steal)",
+        "CPU, csw = getrusage(RUSAGE_SELF) user+sys time, context switches of the sample's process per op; p50, p99 = latency of one op; aio, sig = aiofs requests submitted, completion signals per op; aiofs÷ = {} ÷ this row (rate > 1: aiofs faster; CPU < 1: aiofs spends less); other% = CPU busy outside the process (other programs, kernel threads, steal); o.MB/s = disk I/O on the data's device not counted to the process (other programs; also the journal writes of its own syncs)",
         AIOFS_ROWS[0].name
     );
     let mut cell = None;
@@ -73,7 +73,7 @@ pub fn print_table(rows: &[Row]) {
             println!();
             println!("{}", w.title(case, row.cell.qd, row.size));
             println!(
-                "  {:<32} {:>9} {:>9} {:>7} {:>8} {:>8} {:>5} {:>5} | {:>7} {:>7} | {:>6} | runs",
+                "  {:<32} {:>9} {:>9} {:>7} {:>8} {:>8} {:>5} {:>5} | {:>7} {:>7} | {:>6} {:>6} | runs",
                 "row",
                 w.rate_name(case),
                 format!("CPU µs/{per}"),
@@ -85,6 +85,7 @@ pub fn print_table(rows: &[Row]) {
                 "aiofs÷",
                 "÷ CPU",
                 "other%",
+                "o.MB/s",
             );
         }
         if let Some(why) = &row.na {
@@ -100,7 +101,7 @@ pub fn print_table(rows: &[Row]) {
         let (p50, p99) = (row.p50_us(), row.p99_us());
         let decimals = |x: Option<f64>| if x.is_some_and(|x| x >= 100.0) { 0 } else { 1 };
         println!(
-            "  {:<32} {:>9} {:>9.2} {:>7.2} {:>8} {:>8} {:>5} {:>5} | {:>7} {:>7} | {:>6} | {}",
+            "  {:<32} {:>9} {:>9.2} {:>7.2} {:>8} {:>8} {:>5} {:>5} | {:>7} {:>7} | {:>6} {:>6} | {}",
             row.name(),
             if w.rate_name(case) == "MB/s" {
                 format!("{:.0}", row.mb_per_s())
@@ -116,6 +117,7 @@ pub fn print_table(rows: &[Row]) {
             fmt_ratio(r_rate),
             fmt_ratio(r_cpu),
             fmt_pct(row.other()),
+            fmt_opt(row.other_io(), 0),
             runs.join(" "),
         );
     }
@@ -157,12 +159,17 @@ fn print_notes(rows: &[Row]) {
             "tokio::fs io_uring: tokio 1.54 built with its io-uring feature and --cfg tokio_unstable, runtime with enable_io_uring; through io_uring go File::open / OpenOptions::open, fs::read, fs::write, rename, try_exists and File's AsyncRead reads; seek, AsyncWrite, sync_all / sync_data, metadata, copy stay on the blocking pool (the row's label says what of the timed work goes through io_uring)"
         );
     }
-    let worst = rows.iter().filter_map(Row::worst_other).fold(0.0, f64::max);
-    if worst > NOISY {
+    let (cpu, io) = rows
+        .iter()
+        .map(Row::worst_other)
+        .fold((0.0, 0.0), |(c, i), (c1, i1)| {
+            (f64::max(c, c1), f64::max(i, i1))
+        });
+    if cpu > NOISY || io > NOISY_IO {
         println!();
         println!(
-            "WARNING: up to {:.0}% of the CPUs were busy outside the bench during a timed run: the figures are disturbed",
-            worst * 100.0
+            "WARNING: during a timed run, up to {:.0}% of the CPUs were busy outside the bench, and up to {io:.0} MB/s of disk I/O on the data's device was not the bench's: the figures are disturbed",
+            cpu * 100.0
         );
     }
 }
@@ -177,7 +184,7 @@ pub fn print_json(rows: &[Row]) {
             .map(|f| format!("\"aio_{f}_per_op\":{}", json_num(row.aio_per_op(f))))
             .collect();
         println!(
-            "{{\"bench\":\"compare\",\"kind\":\"row\",\"workload\":{},\"case\":{},\"qd\":{},\"row\":{},\"name\":{},\"na\":{},\"mode\":{},\"runs\":{},\"size\":{},\"unit\":{},\"ops_per_s\":{},\"mb_per_s\":{},\"cpu_us_per_op\":{},\"csw_per_op\":{},\"p50_us\":{},\"p99_us\":{},{},\"aiofs_over_this\":{},\"aiofs_over_this_cpu\":{},\"other_cpu_share\":{},\"samples_ops_per_s\":{},\"samples_cpu_us_per_op\":{},\"samples_other_cpu_share\":{}}}",
+            "{{\"bench\":\"compare\",\"kind\":\"row\",\"workload\":{},\"case\":{},\"qd\":{},\"row\":{},\"name\":{},\"na\":{},\"mode\":{},\"runs\":{},\"size\":{},\"unit\":{},\"ops_per_s\":{},\"mb_per_s\":{},\"cpu_us_per_op\":{},\"csw_per_op\":{},\"p50_us\":{},\"p99_us\":{},{},\"aiofs_over_this\":{},\"aiofs_over_this_cpu\":{},\"other_cpu_share\":{},\"other_disk_mb_per_s\":{},\"samples_ops_per_s\":{},\"samples_cpu_us_per_op\":{},\"samples_other_cpu_share\":{}}}",
             json_str(row.cell.workload.key()),
             json_str(row.cell.case.key()),
             row.cell.qd,
@@ -200,6 +207,7 @@ pub fn print_json(rows: &[Row]) {
             json_num(r_rate),
             json_num(r_cpu),
             json_num(row.other()),
+            json_num(row.other_io()),
             json_list(row.samples.iter().map(Sample::ops_per_s)),
             json_list(row.samples.iter().map(Sample::cpu_us_per_op)),
             json_list(row.samples.iter().map(|s| s.other.unwrap_or(f64::NAN))),

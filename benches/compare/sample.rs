@@ -300,6 +300,12 @@ fn aio_values() -> [u64; 7] {
     ]
 }
 
+/// The device of the data directory (`st_dev` of the scratch directory).
+fn data_device(spec: &Spec) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata(&spec.scratch).ok().map(|m| m.dev())
+}
+
 /// The process's CPU, the machine's, and aiofs's counters over a timed run.
 pub(super) struct Measure {
     meter: Meter,
@@ -312,7 +318,7 @@ impl Measure {
         Measure {
             aio0: spec.backend.is_aiofs().then(aio_values),
             uring: spec.backend == Backend::TokioFsUring,
-            meter: Meter::start(),
+            meter: Meter::start(data_device(spec)),
         }
     }
 
@@ -342,6 +348,7 @@ impl Measure {
             cpu_us: m.cpu_us,
             csw: m.csw,
             other: m.other,
+            other_io: m.other_io,
             p50_us,
             p99_us,
             aio,
@@ -362,6 +369,8 @@ pub struct Sample {
     pub csw: f64,
     /// Share of all CPUs busy outside the process (`/proc/stat`).
     pub other: Option<f64>,
+    /// Disk I/O of others on the data's device, MB/s (`/proc/diskstats`).
+    pub other_io: Option<f64>,
     /// Percentiles of the ops' latencies, µs, where they were timed.
     pub p50_us: Option<f64>,
     pub p99_us: Option<f64>,
@@ -391,13 +400,14 @@ impl Sample {
             .aio
             .map_or_else(|| "-".to_string(), |a| a.map(|x| x.to_string()).join(","));
         format!(
-            "ops={} bytes={} secs={} cpu_us={} csw={} other={} p50_us={} p99_us={} aio={aio}",
+            "ops={} bytes={} secs={} cpu_us={} csw={} other={} other_io={} p50_us={} p99_us={} aio={aio}",
             self.ops,
             self.bytes,
             self.secs,
             self.cpu_us,
             self.csw,
             opt(self.other),
+            opt(self.other_io),
             opt(self.p50_us),
             opt(self.p99_us),
         )
@@ -419,6 +429,7 @@ impl Sample {
                 "cpu_us" => s.cpu_us = v.parse().ok()?,
                 "csw" => s.csw = v.parse().ok()?,
                 "other" => s.other = opt(v)?,
+                "other_io" => s.other_io = opt(v)?,
                 "p50_us" => s.p50_us = opt(v)?,
                 "p99_us" => s.p99_us = opt(v)?,
                 "aio" if v == "-" => s.aio = None,

@@ -314,6 +314,38 @@ fn machine_busy_us() -> Option<f64> {
     (hz > 0).then(|| busy * 1e6 / hz as f64)
 }
 
+/// Bytes moved by the block device `dev` (an `st_dev`: the data directory's
+/// file system), from `/proc/diskstats`.
+fn device_bytes(dev: u64) -> Option<f64> {
+    let stats = fs::read_to_string("/proc/diskstats").ok()?;
+    let (major, minor) = (libc::major(dev).to_string(), libc::minor(dev).to_string());
+    let f: Vec<&str> = stats
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.len() > 9 && f[0] == major && f[1] == minor)?;
+    // Sectors read (field 6) and written (field 10), 512 bytes each.
+    Some((f[5].parse::<f64>().ok()? + f[9].parse::<f64>().ok()?) * 512.0)
+}
+
+/// Bytes this process had read from and written to storage (`/proc/self/io`).
+fn own_io_bytes() -> Option<f64> {
+    let io = fs::read_to_string("/proc/self/io").ok()?;
+    let field = |name: &str| -> Option<f64> {
+        io.lines()
+            .find_map(|l| l.strip_prefix(name))?
+            .trim()
+            .parse()
+            .ok()
+    };
+    Some(field("read_bytes:")? + field("write_bytes:")?)
+}
+
+/// The device's bytes and this process's, for [`device_bytes`] less
+/// [`own_io_bytes`] over an interval.
+fn io_now(dev: Option<u64>) -> Option<(f64, f64)> {
+    device_bytes(dev?).zip(own_io_bytes())
+}
+
 /// What a [`Meter`] saw.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Metered {
@@ -326,20 +358,30 @@ pub(crate) struct Metered {
     /// hypervisor steal; not interrupts), as a share of all CPUs; `None`
     /// without `/proc/stat`.
     pub(crate) other: Option<f64>,
+    /// Disk I/O on the data's device not caused by this process (others'
+    /// reads and writes, writeback of others' data), MB/s; `None` without
+    /// `/proc/diskstats`. Approximate: a write counts for this process when it
+    /// dirties the page cache, for the device when it is written back.
+    pub(crate) other_io: Option<f64>,
 }
 
-/// Wall time, this process's CPU time and the rest of the machine's, from its start.
+/// Wall time, this process's CPU time and the rest of the machine's, and the
+/// disk I/O of others on `dev` (the data's device), from its start.
 #[derive(Debug)]
 pub(crate) struct Meter {
     t0: std::time::Instant,
     usage0: (f64, f64),
     busy0: Option<f64>,
+    dev: Option<u64>,
+    io0: Option<(f64, f64)>,
 }
 
 impl Meter {
-    pub(crate) fn start() -> Meter {
+    pub(crate) fn start(dev: Option<u64>) -> Meter {
         Meter {
             busy0: machine_busy_us(),
+            io0: io_now(dev),
+            dev,
             usage0: usage(),
             t0: std::time::Instant::now(),
         }
@@ -354,11 +396,16 @@ impl Meter {
             .busy0
             .zip(machine_busy_us())
             .map(|(b0, b1)| ((b1 - b0 - cpu_us) / (secs * 1e6 * cpus)).max(0.0));
+        let other_io = self
+            .io0
+            .zip(io_now(self.dev))
+            .map(|((d0, o0), (d1, o1))| ((d1 - d0) - (o1 - o0)).max(0.0) / secs / 1e6);
         Metered {
             secs,
             cpu_us,
             csw: csw - self.usage0.1,
             other,
+            other_io,
         }
     }
 }

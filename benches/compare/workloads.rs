@@ -83,8 +83,10 @@ pub const WORKERS: usize = 2;
 const SAMPLE_ENV: &str = "AIOFS_COMPARE_SAMPLE";
 /// The tag of a sample process's result line.
 const SAMPLE_TAG: &str = "compare-sample";
-/// A run that saw more of the machine busy elsewhere is flagged.
+/// A run that saw more of the machine busy elsewhere is flagged: a share of
+/// the CPUs, or MB/s of others' disk I/O on the data's device.
 const NOISY: f64 = 0.10;
+const NOISY_IO: f64 = 5.0;
 /// The Cargo feature that, with `RUSTFLAGS="--cfg tokio_unstable"`, puts
 /// `tokio::fs` on tokio's io_uring driver.
 const URING_FEATURE: &str = "bench-tokio-io-uring";
@@ -636,8 +638,15 @@ impl Row {
     pub fn other(&self) -> Option<f64> {
         self.median_of(|s| s.other)
     }
-    fn worst_other(&self) -> Option<f64> {
-        self.samples.iter().filter_map(|s| s.other).reduce(f64::max)
+    /// Disk I/O of others on the data's device during the runs, MB/s.
+    pub fn other_io(&self) -> Option<f64> {
+        self.median_of(|s| s.other_io)
+    }
+    /// The worst of the runs: CPU share, disk MB/s of others.
+    fn worst_other(&self) -> (f64, f64) {
+        let worst =
+            |f: fn(&Sample) -> Option<f64>| self.samples.iter().filter_map(f).fold(0.0, f64::max);
+        (worst(|s| s.other), worst(|s| s.other_io))
     }
     fn median_of(&self, f: impl Fn(&Sample) -> Option<f64>) -> Option<f64> {
         let v: Vec<f64> = self.samples.iter().filter_map(f).collect();
@@ -777,7 +786,7 @@ fn progress_line(spec: &Spec, rep: usize, runs: usize, s: &Sample) -> String {
             format!(", p50 {p50:.1} µs, p99 {p99:.1} µs")
         });
     format!(
-        "{} {} QD{} run {}/{runs}: {:<30} {rate}{lat}, {:.2} CPU µs/{}, other {}",
+        "{} {} QD{} run {}/{runs}: {:<30} {rate}{lat}, {:.2} CPU µs/{}, other {} CPU, {} MB/s disk",
         w.key(),
         case.key(),
         spec.cell.qd,
@@ -786,6 +795,7 @@ fn progress_line(spec: &Spec, rep: usize, runs: usize, s: &Sample) -> String {
         s.cpu_us_per_op(),
         w.unit(case),
         fmt_pct(s.other),
+        util::fmt_opt(s.other_io, 0),
     )
 }
 
