@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo bench --bench compare                        # full run: 3 runs per cell, medians (~20 min)
-//! cargo bench --bench compare -- --quick             # smoke run: small files, 1 short run per cell (~1 min)
+//! cargo bench --bench compare -- --quick             # smoke run: small files, 1 short run per cell (~30 s)
 //! cargo bench --bench compare -- --only cold         # one workload (or a list: cold,small,wal)
 //! cargo bench --bench compare -- --runs 5            # runs per cell
 //! cargo bench --bench compare -- --secs 2            # seconds of every timed run
