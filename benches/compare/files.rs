@@ -12,7 +12,7 @@
 use super::sample::{Done, Lat, Phase, measured, measured_std, run_tasks};
 use super::seq::{new_file_path, pattern_data};
 use super::util::{
-    KIB, Rng, checkpoints, evict, fill_pattern, joined, permutation, verify_file_sampled,
+    KIB, Rng, checkpoints, evict, fill_pattern, joined, permutation, sync_fs, verify_file_sampled,
     verify_pattern, warm,
 };
 use super::{Backend, Case, Sample, Spec, Workload};
@@ -46,10 +46,8 @@ pub(super) fn make_small_files(dir: &Path, count: u64) -> io::Result<bool> {
     for i in 0..count {
         fs::write(small_path(dir, i), &data[..small_size(i) as usize])?;
     }
-    // SAFETY: no arguments; writes every dirty page back, so that writeback
-    // does not run under the measurements.
-    unsafe { libc::sync() };
-    Ok(true)
+    // Written back now, not under the measurements.
+    sync_fs(dir).map(|()| true)
 }
 
 /// How a small file is read.

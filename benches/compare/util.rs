@@ -202,6 +202,16 @@ pub(crate) fn pattern_file(path: &Path, size: u64) -> io::Result<bool> {
     Ok(true)
 }
 
+/// Writes back every dirty page of the file system `dir` is on (`syncfs`).
+pub(crate) fn sync_fs(dir: &Path) -> io::Result<()> {
+    let d = fs::File::open(dir)?;
+    // SAFETY: a plain syscall on a descriptor we own.
+    if unsafe { libc::syncfs(d.as_raw_fd()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Drops the file's pages from the page cache (`fsync` first, so that dirty
 /// pages can go too).
 pub(crate) fn evict(path: &Path) -> io::Result<()> {
@@ -356,7 +366,7 @@ pub(crate) struct Metered {
     pub(crate) csw: f64,
     /// CPU time spent outside this process (other programs, kernel threads,
     /// hypervisor steal; not interrupts), as a share of all CPUs; `None`
-    /// without `/proc/stat`.
+    /// without `/proc/stat`. Coarse for runs of a few clock ticks (10 ms).
     pub(crate) other: Option<f64>,
     /// Disk I/O on the data's device not caused by this process (others'
     /// reads and writes, writeback of others' data), MB/s; `None` without
@@ -395,7 +405,7 @@ impl Meter {
         let other = self
             .busy0
             .zip(machine_busy_us())
-            .map(|(b0, b1)| ((b1 - b0 - cpu_us) / (secs * 1e6 * cpus)).max(0.0));
+            .map(|(b0, b1)| ((b1 - b0 - cpu_us) / (secs * 1e6 * cpus)).clamp(0.0, 1.0));
         let other_io = self
             .io0
             .zip(io_now(self.dev))
