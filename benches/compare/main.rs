@@ -1,116 +1,136 @@
 //! aiofs side by side with every way of doing file I/O from Tokio, in one run,
-//! as ratios: the figures of the project's targets.
+//! as ratios: the project's one bench harness.
 //!
 //! ```text
-//! cargo bench --bench compare                       # full run: 5 runs per cell, medians (~7 min)
-//! cargo bench --bench compare -- --quick            # smoke run: small files, 1 run per cell (< 60 s)
-//! cargo bench --bench compare -- --json             # one JSON object per row (and per target) on stdout
-//! cargo bench --bench compare -- --secs 2           # seconds per timed run of the random reads
-//! cargo bench --bench compare -- --runs 3           # runs per cell
-//! cargo bench --bench compare -- --only cached,latency   # cached, latency, direct, seq, write (or
-//!                                                   # seq-copy, seq-read-at, write-stream, write-at)
-//! cargo bench --bench compare -- --in-process       # every sample in this process (one aiofs row)
-//! AIOFS_BENCH_DIR=/mnt/disk cargo bench --bench compare   # where the files go
+//! cargo bench --bench compare                        # full run: 3 runs per cell, medians (~20 min)
+//! cargo bench --bench compare -- --quick             # smoke run: small files, 1 short run per cell (~30 s)
+//! cargo bench --bench compare -- --only cold         # one workload (or a list: cold,small,wal)
+//! cargo bench --bench compare -- --runs 5            # runs per cell
+//! cargo bench --bench compare -- --secs 2            # seconds of every timed run
+//! cargo bench --bench compare -- --json              # one JSON object per row and per target
+//! cargo bench --bench compare -- --rows aiofs,aiofs-blocked,spawn-blocking   # some rows only
+//! cargo bench --bench compare -- --only direct --pool 4,8,16                 # + aiofs rows with set_fd_pool(N)
+//! AIOFS_BENCH_DIR=/mnt/disk cargo bench --bench compare                      # where the data files go
 //! ```
 //!
-//! Workloads (sizes full / quick):
+//! # Workloads (sizes full / quick)
 //!
 //! - **cached**: random 4 KiB reads (4 KiB-aligned) of a page-cached file
-//!   (1 GiB / 64 MiB) at queue depth 1, 16 and 128: QD tasks sharing one file,
-//!   each reading until the run's time is up (1 s / 0.2 s, after an untimed
-//!   warm-up pass at the same depth).
-//! - **latency**: the same at QD1, every read timed: p50 and p99 of the run.
-//! - **direct**: random 4 KiB reads of a file opened `O_DIRECT` and not in the
-//!   cache (1 GiB / 64 MiB, written with `O_DIRECT`, synced, `POSIX_FADV_DONTNEED`)
-//!   at QD 1 and 32, into 4096-aligned buffers; aiofs with the descriptor pool an
-//!   `O_DIRECT` file gets by default.
-//! - **seq-copy**: the whole cached file through `AsyncRead`:
-//!   `tokio::io::copy(&mut file, &mut sink)`, the sink being `tokio::io::sink()`
-//!   that also checks the bytes at 17 offsets.
+//!   (1 GiB / 64 MiB) at QD 1, 16 and 128: QD tasks sharing one file, each
+//!   reading until the run's time is up (1 s / 0.15 s).
+//! - **latency**: the same at QD1, every read timed.
+//! - **direct**: random 4 KiB `O_DIRECT` reads (1 GiB / 64 MiB) at QD 1 and 32,
+//!   into 4096-aligned buffers; `--pool` adds aiofs rows with
+//!   `File::set_fd_pool(N)`.
+//! - **cold**: random 4 KiB reads of a file (2 GiB / 256 MiB) whose pages are
+//!   evicted (`fsync`, `POSIX_FADV_DONTNEED`) right before the timed run,
+//!   each page read at most once, QD 1, 16, 64 (2 s / 0.15 s); `--pool` too.
+//! - **seq-copy**: the whole cached file, `tokio::io::copy(&mut file, &mut sink)`
+//!   (a sink that checks the bytes at 17 offsets).
 //! - **seq-read-at**: the whole cached file with positioned 1 MiB reads, 4 in
-//!   flight (a window: each completion starts the next read).
-//! - **write-stream**: 256 MiB / 32 MiB to a new file, `write_all` of 1 MiB
-//!   chunks through `AsyncWrite`, `flush`, `sync_all`.
-//! - **write-at**: the same with `write_all_at` of 1 MiB chunks, 4 in flight,
-//!   then `sync_all`.
+//!   flight (each completion starts the next).
+//! - **write-stream**, **write-at**: 256 MiB / 32 MiB to a new file in 1 MiB
+//!   chunks, through `AsyncWrite` (`write_all`, `flush`) or `write_all_at` (4 in
+//!   flight), then `sync_all`.
+//! - **small**: 4,000 / 300 files of 1-64 KiB, each read whole once with
+//!   `read` (`read-*` cases) or `File::open` + `AsyncReadExt::read_to_end`
+//!   (`open-*`), cold (every file evicted right before the run) or cached (every
+//!   file read right before), QD 1 and 16: files/s.
+//! - **wal**: a write-ahead log, 4 KiB appends each followed by `sync_data`
+//!   (3 s / 0.15 s): one at a time through `write_all_at` (`write_all_at`
+//!   case) or `AsyncWrite` `write_all` + `flush` (`AsyncWrite` case); and
+//!   `group` commit: 16 tasks append to one file, each reserving its offset
+//!   with an `AtomicU64`, writing its record, then awaiting `sync_data` for its
+//!   own durability. Appends/s (records/s).
+//! - **whole**: the whole-file functions: `copy` of a 256 MiB / 32 MiB cached
+//!   file, `read` of a 64 MiB / 32 MiB cached file, `write` of 64 MiB / 32 MiB
+//!   (no sync).
 //!
-//! Backends (rows):
+//! # Rows
 //!
-//! - `aiofs (pipe)`, `aiofs (signal)`: `aiofs::File` (`read_at` on one shared
-//!   `Arc<File>`; `AsyncRead`/`AsyncWrite`; `write_all_at`) with each notifier,
-//!   chosen with `AIOFS_NOTIFIER` in the sample's process (the notifier is
-//!   process-wide). `aiofs (pipe)` is the reference of the ratio columns.
-//! - `aiofs (pipe, nowait off)`: the same with `AIOFS_NOWAIT=0`, the driver's
-//!   switch for its `preadv2(RWF_NOWAIT)` fast path for cached reads (on by
-//!   default): the row shows what the path is worth. A driver without the
-//!   switch ignores it.
+//! - The aiofs rows of [`workloads::AIOFS_ROWS`], first `aiofs (default)`:
+//!   aiofs as a user gets it (the default `Config`, no signal blocking), the
+//!   reference of the ratio columns; then the signal notifier, `nowait(false)`
+//!   (the page-cache fast path off), and the completion signal blocked
+//!   (`aiofs::block_completion_signal()` in main and in `on_thread_start`).
+//!   Each row's `Config` is installed in its sample process (the `AIOFS_*`
+//!   variables are removed from its environment). **Adding a row** (a new
+//!   `Config` switch) is one line in that table; every workload then measures
+//!   it.
 //! - `tokio::fs`: random reads with one `tokio::fs::File` per task (it has one
-//!   cursor), `seek` + `read_exact`; `tokio::io::copy` of a `File`; a `read` loop
-//!   with a 1 MiB buffer for seq-read-at (there is no `read_at`); `write_all` +
-//!   `flush` + `sync_all`. Not run with `O_DIRECT` (its buffer is not aligned).
-//! - `spawn_blocking`: `tokio::task::spawn_blocking` + `FileExt::read_at` /
-//!   `write_all_at` on an `Arc<std::fs::File>`, one blocking call per request.
-//! - `tokio-uring` (Linux): `read_at` / `write_all_at` on its own
-//!   current_thread runtime, tasks sharing an `Rc<File>`, the way that crate is
-//!   used. Not in the streaming rows (it has no `AsyncRead`/`AsyncWrite`).
-//! - `std`: the synchronous limit, on one thread whatever the queue depth: a
-//!   `pread` loop, a `read` loop with a 1 MiB buffer, a `write_all` loop +
-//!   `sync_all`.
+//!   cursor), `seek` + `read_exact`; its `read`, `File::open` + `read_to_end`,
+//!   `copy`, `write`; `AsyncRead`/`AsyncWrite`; `sync_data` (the write-ahead
+//!   log's group commit: a `File` per task, `seek` + `write_all` + `flush` +
+//!   `sync_data`). Not with `O_DIRECT` (its buffer is not aligned).
+//! - `tokio::fs io_uring: ...`: the same code on tokio's io_uring driver (tokio
+//!   1.54's `io-uring` feature with `--cfg tokio_unstable`,
+//!   `Builder::enable_io_uring`). The harness builds this bench a second time
+//!   for it (`cargo build --release --bench compare --features
+//!   bench-tokio-io-uring` with `RUSTFLAGS="--cfg tokio_unstable"`, into
+//!   `target/tokio-uring-fs`; minutes the first time, cached after) and runs
+//!   those samples in that build. In tokio 1.54, `File::open` /
+//!   `OpenOptions::open`, `fs::read`, `fs::write`, `rename`, `try_exists` and
+//!   `File`'s `AsyncRead` reads go through io_uring; `seek`, `AsyncWrite`,
+//!   `sync_all` / `sync_data`, `metadata` and `copy` stay on the blocking pool:
+//!   the row's label says which of the timed calls use io_uring. A sample checks
+//!   that the process holds an io_uring instance (tokio falls back silently).
+//!   If the build or io_uring fails, the row prints n/a with the reason and
+//!   the rest of the run goes on.
+//! - `spawn_blocking`: `tokio::task::spawn_blocking` + the std call (`pread`,
+//!   `pwrite` + `fdatasync`, `std::fs::read`), one blocking task per op.
+//! - `tokio-uring` (Linux): its own current_thread runtime, tasks sharing an
+//!   `Rc<File>`, the way that crate is used (random reads, positioned
+//!   windows, the write-ahead log with `write_all_at` + `sync_data`).
+//! - `std (1 thread)`: the synchronous limit, on one thread whatever the queue
+//!   depth.
 //!
-//! The Tokio backends run as tasks on a multi_thread runtime with 2 workers
-//! (the existing benches' choice and these machines' CPU count; the random
-//! reads need several workers to keep many requests in flight, and the
-//! AsyncRead/AsyncWrite rows run as one task on a worker, as in an
-//! application); `block_on` only waits for them.
+//! The Tokio rows run as tasks on a multi_thread runtime with 2 workers (these
+//! machines' CPU count); the streaming rows as one task on a worker, as in an
+//! application; `block_on` only waits for them.
 //!
-//! Every sample (a cell, a backend, one run) runs in a new process of this
-//! bench (`AIOFS_COMPARE_SAMPLE` in its environment tells it what to run), as
-//! an application that starts and does the work would: the aiofs notifier is
-//! chosen per process, and fresh allocator state and threads make the runs
-//! independent of what ran before (`--in-process` runs them all in this
-//! process instead: then only the aiofs row of this process's environment
-//! runs). In that process: the runtime starts, the aiofs driver / blocking pool
-//! start with one small untimed request (the random reads: the untimed warm-up
-//! pass), files are opened or created, then the timed part, then the checks.
-//! Opening and creating files are not timed; `sync_all` is.
+//! # Method
 //!
-//! The cached file is read through once right before each run that reads it
-//! (these machines drop idle page cache after ~30 s). The runs of a cell are
-//! interleaved across backends, the order rotating by one each run, so that
-//! drift on a noisy machine spreads over all of them. Each figure is the median
-//! of the runs (5 / 1), taken per column.
+//! Every sample (a cell, a row, one run) runs in a new process of this bench
+//! (`AIOFS_COMPARE_SAMPLE` in its environment says what to run), as an
+//! application that starts and does the work would: the aiofs configuration is
+//! per process, and fresh allocator state and threads make the runs
+//! independent. In that process: the runtime starts, files are opened, an
+//! untimed warm-up pass at the same depth starts the threads, the driver and
+//! the descriptor pool; then the input is prepared (the cached file read
+//! through, the cold file or the small files evicted), then the timed part,
+//! then the checks. The runs of a cell are interleaved across rows, the order
+//! rotating by one each run. Each figure is the median of the runs, per column.
 //!
-//! Figures: ops/s (a 4 KiB read) or MB/s (MB = 10^6 bytes). CPU is
-//! `getrusage(RUSAGE_SELF)` user + system of the sample's whole process (Tokio
-//! workers, the blocking pool, glibc's AIO threads, the aiofs notifier,
-//! io_uring's workers) over the timed part, per op (a 4 KiB read, or 1 MiB
-//! moved); kernel threads (writeback, block completions) are not counted. `aio`
-//! and `sig` are aiofs's requests submitted and completion signals per op
-//! (`aiofs::stats()` over the timed part). `other%` is the CPU time the rest of
-//! the machine used during the run (other programs, kernel threads, hypervisor
-//! steal; from `/proc/stat`) over all CPUs; a warning is printed when a run saw
-//! more than 10%. The ratio columns are `aiofs (pipe)` ÷ the row in the same
-//! cell: throughput > 1 means aiofs is faster, CPU and p50 < 1 mean aiofs
-//! spends or waits less.
+//! Figures: ops/s (a 4 KiB read, a file, an append) or MB/s (MB = 10^6 bytes;
+//! an op is a MiB moved). CPU and csw are `getrusage(RUSAGE_SELF)` user +
+//! system time and context switches of the whole sample process (Tokio workers,
+//! the blocking pool, glibc's AIO threads, the aiofs notifier, io_uring's
+//! workers) over the timed part, per op; kernel threads (writeback, block
+//! completions) are not counted. p50 and p99 are the latency of one op (not
+//! timed in `cached`, where two clock reads per read would show). `aio` and
+//! `sig` are aiofs's requests submitted and completion signals per op
+//! (`aiofs::stats()`; the JSON has more counters). `other%` is the CPU the rest
+//! of the machine used during the run (`/proc/stat`), `o.MB/s` the disk I/O on
+//! the data's device that the process's `/proc/self/io` does not account for
+//! (other programs' I/O and writeback, the file system's journal writes for the
+//! process's own syncs; `/proc/diskstats`); a warning is printed when a run saw
+//! more than 10% or 5 MB/s: these 2-CPU machines on a shared disk are easily
+//! disturbed. A disk slowed down from outside the VM shows in nothing but the
+//! figures themselves (and in std's latencies).
 //!
-//! The last block gives the project's targets, each ratio computed from this
-//! run with the best aiofs row of the cell (named), marked met or not: printed,
-//! not enforced. The exit status is for errors and wrong data only.
+//! The last block gives the project's targets (the README's, and issue 12's),
+//! each ratio computed from this run, marked met or missed: printed, not
+//! enforced. The exit status is for errors and wrong data only.
 //!
-//! Data: the files hold a pattern that is a function of the offset. Every
-//! random read must return a full block, and the first and the last read of
-//! every task are checked against it (every backend, warm-up and timed passes);
-//! a sequential read checks its length and the bytes at 17 offsets (both ends
-//! included); a written file is checked after the run (its length, and 4 KiB at
-//! 17 offsets).
+//! # Data
 //!
-//! Files go in a new temporary directory in `AIOFS_BENCH_DIR`, else in Cargo's
-//! target tmpdir, else in the system temp dir: the first that is not
-//! memory-backed (tmpfs and ramfs accept `O_DIRECT` on recent kernels but have no
-//! device behind them, and their `sync_all` is free) and accepts `O_DIRECT`.
-//!
-//! The workloads live in `workloads.rs` so that a demo can include them
-//! (`#[path = "../benches/compare/workloads.rs"] mod workloads;`).
+//! Every file holds a pattern that is a function of the offset. Reads check
+//! every length and the data of each task's first and last read (small files:
+//! both ends of every file); sequential reads the bytes at 17 offsets; written
+//! files are checked afterwards. The input files are made once and kept in
+//! `AIOFS_BENCH_DIR`, else `target/bench-data` (a kept file is checked before
+//! it is reused), which must not be memory-backed; written files go in a
+//! temporary directory there, removed at the end.
 
 mod workloads;
 
@@ -118,67 +138,60 @@ use std::io;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use workloads::{Exec, Options, Workload};
+use workloads::{Options, Workload};
 
-const USAGE: &str = "usage: cargo bench --bench compare [-- [--quick] [--json] [--secs SECONDS] [--runs N] [--only cached,latency,direct,seq,write] [--in-process]]";
+const USAGE: &str = "usage: cargo bench --bench compare [-- [--quick] [--json] [--runs N] [--secs S] [--only WORKLOADS] [--rows ROWS] [--pool N,N...] [--dir DIR]]
+  WORKLOADS: cached, latency, direct, cold, seq-copy, seq-read-at, write-stream, write-at, small, wal, whole (seq, write, all)
+  ROWS: aiofs, aiofs-signal, aiofs-nowait-off, aiofs-blocked, tokio-fs, tokio-fs-uring, spawn-blocking, tokio-uring, std";
 
 fn parse_args() -> io::Result<Option<(Options, bool)>> {
     let bad = |msg: String| io::Error::new(io::ErrorKind::InvalidInput, msg);
-    let mut quick = false;
-    let mut json = false;
-    let mut secs = None;
-    let mut runs = None;
-    let mut only = None;
-    let mut in_process = false;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = |name: &str| {
-            args.next()
-                .ok_or_else(|| bad(format!("{name} needs a value")))
-        };
-        match arg.as_str() {
-            "--quick" => quick = true,
-            "--json" => json = true,
-            "--in-process" => in_process = true,
-            "--secs" => {
-                let v = value("--secs")?;
-                let s: f64 = v.parse().map_err(|e| bad(format!("--secs {v}: {e}")))?;
-                if !(s.is_finite() && s > 0.0) {
-                    return Err(bad(format!("--secs {v}: a positive number of seconds")));
-                }
-                secs = Some(s);
-            }
-            "--runs" => {
-                let v = value("--runs")?;
-                let n: usize = v.parse().map_err(|e| bad(format!("--runs {v}: {e}")))?;
-                runs = Some(n.max(1));
-            }
-            "--only" => only = Some(Workload::parse_list(&value("--only")?)?),
-            "--bench" => {}
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return Ok(None);
-            }
-            other => eprintln!("compare: ignoring argument {other:?}"),
-        }
-    }
-    let mut opts = if quick {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut opts = if args.iter().any(|a| a == "--quick") {
         Options::quick()
     } else {
         Options::full()
     };
-    if let Some(s) = secs {
-        opts.secs = s;
-        opts.warm_secs = opts.warm_secs.min(s / 4.0);
-    }
-    if let Some(n) = runs {
-        opts.runs = n;
-    }
-    if let Some(list) = only {
-        opts.workloads = list;
-    }
-    if in_process {
-        opts.exec = Exec::InProcess;
+    let mut json = false;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().ok_or_else(|| bad(format!("{arg} needs a value")));
+        let list =
+            |v: &str| -> Vec<String> { v.split(',').map(|s| s.trim().to_string()).collect() };
+        match arg.as_str() {
+            "--quick" | "--bench" => {}
+            "--json" => json = true,
+            "--runs" => {
+                let v = value()?;
+                opts.runs = v
+                    .parse::<usize>()
+                    .map_err(|e| bad(format!("--runs {v}: {e}")))?
+                    .max(1);
+            }
+            "--secs" => {
+                let v = value()?;
+                let s: f64 = v.parse().map_err(|e| bad(format!("--secs {v}: {e}")))?;
+                if !(s.is_finite() && s > 0.0) {
+                    return Err(bad(format!("--secs {v}: a positive number of seconds")));
+                }
+                (opts.secs, opts.cold_secs, opts.wal_secs) = (s, s, s);
+                opts.warm_secs = opts.warm_secs.min(s / 4.0);
+            }
+            "--only" => opts.workloads = Workload::parse_list(value()?)?,
+            "--rows" => opts.rows = list(value()?),
+            "--pool" => {
+                opts.pools = list(value()?)
+                    .iter()
+                    .map(|n| n.parse().map_err(|e| bad(format!("--pool {n}: {e}"))))
+                    .collect::<io::Result<_>>()?;
+            }
+            "--dir" => opts.dir = Some(value()?.into()),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(None);
+            }
+            other => return Err(bad(format!("unknown argument {other:?}\n{USAGE}"))),
+        }
     }
     Ok(Some((opts, json)))
 }
@@ -198,10 +211,7 @@ fn main() -> ExitCode {
         let Some((opts, json)) = parsed else {
             return Ok(());
         };
-        eprintln!(
-            "compare: {} mode, {} run(s) per cell, {} s per timed run",
-            opts.mode, opts.runs, opts.secs
-        );
+        eprintln!("compare: {} mode, {} run(s) per cell", opts.mode, opts.runs);
         let rows = workloads::run(&opts, &mut |line| eprintln!("compare: {line}"))?;
         if json {
             workloads::print_json(&rows);

@@ -1,5 +1,5 @@
-//! The workloads of `benches/compare` and their report, as a module that the
-//! bench (`benches/compare/main.rs`) and a demo can both include:
+//! The harness of `benches/compare`, as a module that the bench
+//! (`benches/compare/main.rs`) and a demo can both include:
 //!
 //! ```ignore
 //! #[path = "../benches/compare/workloads.rs"]
@@ -18,104 +18,178 @@
 //! }
 //! ```
 //!
-//! [`run`] blocks (it waits for sample processes, or runs each sample on a
-//! thread of its own with runtimes of its own): call it outside async code, or
-//! in `spawn_blocking`. What is measured and how is described in
-//! `benches/compare/main.rs`.
+//! [`run`] blocks (it waits for sample processes): call it outside async code.
+//! What is measured and how is described in `benches/compare/main.rs`.
 //!
-//! This file holds the API, the cells and the sample processes; it brings in
-//! by path, relative to itself (so an includer names only this file),
-//! `samples.rs` (one sample: every backend of every workload), `report.rs`
-//! (the tables, the JSON lines, the targets) and `../common/mod.rs` (the
-//! helpers the benches share).
+//! This file holds the API (workloads, cells, rows, options), the cell loop,
+//! the data files, the sample processes and the io_uring build of `tokio::fs`.
+//! It brings in by path, relative to itself (so that an includer names only
+//! this file): `sample.rs` (what every sample shares: runtimes, measuring, the
+//! result line), one file per family of workloads (`random.rs`, `seq.rs`,
+//! `files.rs`, `wal.rs`), `uring.rs` (the tokio-uring rows), `report.rs` (the
+//! tables, the JSON lines, the targets) and `util.rs`.
+//!
+//! # Adding an aiofs row
+//!
+//! Every aiofs row is one line of [`AIOFS_ROWS`]: a key, a name and the
+//! [`aiofs::Config`] its sample process installs (plus whether it blocks the
+//! completion signal). A future switch is measured in every workload by adding
+//! its line, e.g.
+//! `AiofsRow::new("aiofs-pool-fixed", "aiofs (fixed pool)", |c| c.pool_fixed(8), false),`.
 
 #![allow(dead_code)] // a demo that includes this module uses part of it
 
-#[path = "../common/mod.rs"]
-mod common;
+#[path = "files.rs"]
+mod files;
+#[path = "random.rs"]
+mod random;
 #[path = "report.rs"]
 mod report;
-#[path = "samples.rs"]
-mod samples;
+#[path = "sample.rs"]
+mod sample;
+#[path = "seq.rs"]
+mod seq;
+#[cfg(target_os = "linux")]
+#[path = "uring.rs"]
+mod uring;
+#[path = "util.rs"]
+mod util;
+#[path = "wal.rs"]
+mod wal;
 
 #[allow(unused_imports)] // the bench prints with two of them; a demo may want the others
 pub use report::{Metric, Target, print_json, print_table, print_targets, targets};
+pub use sample::Sample;
 
-use common::{
-    KIB, MIB, fmt_pct, fmt_rate, median, memory_fs, warm_file, write_direct_file,
-    write_pattern_file,
-};
+use aiofs::{Config, Notifier};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
+use util::{KIB, MIB, fmt_pct, fmt_rate, median};
 
-/// A random read: 4 KiB at a 4 KiB-aligned offset.
+/// A random read, and a write-ahead log record: 4 KiB.
 pub const BLOCK: usize = 4 * KIB;
 /// The sequential workloads' buffers and chunks: 1 MiB.
 pub const CHUNK: usize = MIB;
-/// Requests in flight in `seq-read-at` and `write-at` (async backends).
+/// Requests in flight in `seq-read-at` and `write-at` (async rows).
 pub const SEQ_DEPTH: usize = 4;
-/// Worker threads of the multi_thread runtime the Tokio backends run on.
+/// Appenders in the write-ahead log's group commit.
+pub const GROUP: usize = 16;
+/// Worker threads of the multi_thread runtime the Tokio rows run on.
 pub const WORKERS: usize = 2;
 /// The environment variable that makes a process a sample process.
 const SAMPLE_ENV: &str = "AIOFS_COMPARE_SAMPLE";
 /// The tag of a sample process's result line.
 const SAMPLE_TAG: &str = "compare-sample";
-/// A run that saw more of the machine busy elsewhere is flagged.
+/// A run that saw more of the machine busy elsewhere is flagged: a share of
+/// the CPUs, or MB/s of others' disk I/O on the data's device.
 const NOISY: f64 = 0.10;
+const NOISY_IO: f64 = 5.0;
+/// The Cargo feature that, with `RUSTFLAGS="--cfg tokio_unstable"`, puts
+/// `tokio::fs` on tokio's io_uring driver.
+const URING_FEATURE: &str = "bench-tokio-io-uring";
 
-// ---------------------------------------------------------------- workloads and backends
+// ---------------------------------------------------------------- the aiofs rows
 
-/// What is measured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Workload {
-    /// Random 4 KiB reads of the page-cached file at QD 1, 16, 128.
-    Cached,
-    /// QD1 latency (p50, p99) of random 4 KiB reads of the page-cached file.
-    Latency,
-    /// Random 4 KiB `O_DIRECT` reads of a file not in the cache at QD 1, 32.
-    Direct,
-    /// The whole cached file through `AsyncRead`: `tokio::io::copy` into a sink.
-    SeqCopy,
-    /// The whole cached file with positioned 1 MiB reads.
-    SeqReadAt,
-    /// 1 MiB chunks through `AsyncWrite` (`write_all`), then `flush` + `sync_all`.
-    WriteStream,
-    /// 1 MiB chunks with `write_all_at`, then `sync_all`.
-    WriteAt,
+/// One aiofs row: the configuration its sample process installs before the
+/// first request.
+#[derive(Debug, Clone, Copy)]
+pub struct AiofsRow {
+    /// The row's key in JSON and in `--rows`.
+    pub key: &'static str,
+    /// The row's name in the tables.
+    pub name: &'static str,
+    /// The configuration, built from `Config::new()`.
+    pub config: fn(Config) -> Config,
+    /// Every thread blocks the completion signal: `aiofs::block_completion_signal()`
+    /// in `main` and in the runtime's `on_thread_start`.
+    pub block_signal: bool,
+}
+
+impl AiofsRow {
+    pub const fn new(
+        key: &'static str,
+        name: &'static str,
+        config: fn(Config) -> Config,
+        block_signal: bool,
+    ) -> AiofsRow {
+        AiofsRow {
+            key,
+            name,
+            config,
+            block_signal,
+        }
+    }
+}
+
+/// The aiofs rows, in the order they print. The first is aiofs as a user gets
+/// it (the default `Config`, no signal blocking): the reference of the ratio
+/// columns and of the targets. One line per row.
+#[rustfmt::skip]
+pub const AIOFS_ROWS: &[AiofsRow] = &[
+    AiofsRow::new("aiofs", "aiofs (default)", |c| c, false),
+    AiofsRow::new("aiofs-signal", "aiofs (signal notifier)", |c| c.notifier(Notifier::Signal), false),
+    AiofsRow::new("aiofs-nowait-off", "aiofs (nowait off)", |c| c.nowait(false), false),
+    AiofsRow::new("aiofs-blocked", "aiofs (signal blocked)", |c| c, true),
+];
+
+// ---------------------------------------------------------------- workloads and cells
+
+/// An enum whose variants have a name on the command line and in JSON: with
+/// `ALL` (the variants in order), `key` and `from_key`.
+macro_rules! keyed_enum {
+    ($(#[$m:meta])* pub enum $name:ident { $($(#[$vm:meta])* $v:ident = $key:literal,)* }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($(#[$vm])* $v,)* }
+
+        impl $name {
+            /// Every variant, in the order they run and print.
+            pub const ALL: &[$name] = &[$($name::$v,)*];
+
+            /// The name on the command line and in JSON.
+            pub fn key(self) -> &'static str {
+                match self { $($name::$v => $key,)* }
+            }
+
+            fn from_key(key: &str) -> Option<$name> {
+                $name::ALL.iter().copied().find(|x| x.key() == key)
+            }
+        }
+    };
+}
+
+keyed_enum! {
+    /// What is measured.
+    pub enum Workload {
+        /// Random 4 KiB reads of a page-cached file at QD 1, 16, 128.
+        Cached = "cached",
+        /// QD1 latency (p50, p99) of random 4 KiB reads of the page-cached file.
+        Latency = "latency",
+        /// Random 4 KiB `O_DIRECT` reads at QD 1, 32.
+        Direct = "direct",
+        /// Random 4 KiB reads of evicted pages, each page at most once, QD 1, 16, 64.
+        Cold = "cold",
+        /// The whole cached file through `AsyncRead`: `tokio::io::copy` into a sink.
+        SeqCopy = "seq-copy",
+        /// The whole cached file with positioned 1 MiB reads.
+        SeqReadAt = "seq-read-at",
+        /// 1 MiB chunks through `AsyncWrite` (`write_all`), then `flush` + `sync_all`.
+        WriteStream = "write-stream",
+        /// 1 MiB chunks with `write_all_at`, then `sync_all`.
+        WriteAt = "write-at",
+        /// Thousands of small files read whole, cold and cached, QD 1 and 16.
+        Small = "small",
+        /// A write-ahead log: 4 KiB appends, each made durable (`sync_data`).
+        Wal = "wal",
+        /// The whole-file functions on large files: `copy`, `read`, `write`.
+        Whole = "whole",
+    }
 }
 
 impl Workload {
-    /// Every workload, in the order they run and print.
-    pub const ALL: [Workload; 7] = [
-        Workload::Cached,
-        Workload::Latency,
-        Workload::Direct,
-        Workload::SeqCopy,
-        Workload::SeqReadAt,
-        Workload::WriteStream,
-        Workload::WriteAt,
-    ];
-
-    /// The workload's name on the command line and in JSON.
-    pub fn key(self) -> &'static str {
-        match self {
-            Workload::Cached => "cached",
-            Workload::Latency => "latency",
-            Workload::Direct => "direct",
-            Workload::SeqCopy => "seq-copy",
-            Workload::SeqReadAt => "seq-read-at",
-            Workload::WriteStream => "write-stream",
-            Workload::WriteAt => "write-at",
-        }
-    }
-
-    fn from_key(key: &str) -> Option<Workload> {
-        Workload::ALL.into_iter().find(|w| w.key() == key)
-    }
-
     /// Parses a comma-separated list of workload names; `seq` stands for
     /// `seq-copy,seq-read-at`, `write` for `write-stream,write-at`, `all` for
     /// every workload. The result is in [`Workload::ALL`]'s order, without
@@ -128,224 +202,262 @@ impl Workload {
         let mut chosen = Vec::new();
         for key in list.split(',').map(str::trim).filter(|k| !k.is_empty()) {
             match key {
-                "all" => chosen.extend(Workload::ALL),
+                "all" => chosen.extend(Workload::ALL.iter().copied()),
                 "seq" => chosen.extend([Workload::SeqCopy, Workload::SeqReadAt]),
                 "write" => chosen.extend([Workload::WriteStream, Workload::WriteAt]),
                 _ => chosen.push(Workload::from_key(key).ok_or_else(|| {
                     let names: Vec<&str> = Workload::ALL.iter().map(|w| w.key()).collect();
-                    io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        format!(
-                            "unknown workload {key:?}: one of {}, seq, write, all",
-                            names.join(", ")
-                        ),
-                    )
+                    invalid(format!(
+                        "unknown workload {key:?}: one of {}, seq, write, all",
+                        names.join(", ")
+                    ))
                 })?),
             }
         }
         Ok(Workload::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .filter(|w| chosen.contains(w))
             .collect())
     }
 
-    /// The queue depths measured: requests in flight (tasks, for the random
-    /// reads; 1 for the streams and the synchronous rows).
-    pub fn queue_depths(self) -> &'static [usize] {
+    /// The workload's cases, each with the queue depths it is measured at
+    /// (requests in flight: tasks for the random reads, the small files and
+    /// the group commit; 1 for the streams and the synchronous rows).
+    pub fn cases(self) -> &'static [(Case, &'static [usize])] {
+        use Case::*;
         match self {
-            Workload::Cached => &[1, 16, 128],
-            Workload::Latency => &[1],
-            Workload::Direct => &[1, 32],
-            Workload::SeqCopy | Workload::WriteStream => &[1],
-            Workload::SeqReadAt | Workload::WriteAt => &[SEQ_DEPTH],
+            Workload::Cached => &[(Only, &[1, 16, 128])],
+            Workload::Latency | Workload::SeqCopy | Workload::WriteStream => &[(Only, &[1])],
+            Workload::Direct => &[(Only, &[1, 32])],
+            Workload::Cold => &[(Only, &[1, 16, 64])],
+            Workload::SeqReadAt | Workload::WriteAt => &[(Only, &[SEQ_DEPTH])],
+            Workload::Small => &[
+                (ReadCold, &[1, 16]),
+                (ReadCached, &[1, 16]),
+                (OpenCold, &[1, 16]),
+                (OpenCached, &[1, 16]),
+            ],
+            Workload::Wal => &[(At, &[1]), (Stream, &[1]), (Group, &[GROUP])],
+            Workload::Whole => &[(Copy, &[1]), (Read, &[1]), (Write, &[1])],
         }
     }
 
-    /// The backends that run this workload, in the order they print.
-    pub fn backends(self) -> Vec<Backend> {
+    /// The rows after the aiofs rows, in the order they print.
+    fn baselines(self, case: Case) -> &'static [Backend] {
         use Backend::*;
-        let mut v = vec![AiofsPipe, AiofsSignal, AiofsNowaitOff, AiofsBlocked];
-        match self {
-            Workload::Cached | Workload::Latency | Workload::SeqReadAt => {
-                v.extend([TokioFs, SpawnBlocking, TokioUring, Std])
+        match (self, case) {
+            (Workload::Cached | Workload::Latency | Workload::Cold | Workload::SeqReadAt, _) => {
+                &[TokioFs, TokioFsUring, SpawnBlocking, TokioUring, Std]
             }
-            Workload::Direct | Workload::WriteAt => v.extend([SpawnBlocking, TokioUring, Std]),
-            Workload::SeqCopy | Workload::WriteStream => v.extend([TokioFs, Std]),
+            (Workload::Direct | Workload::WriteAt, _) | (Workload::Wal, Case::At) => {
+                &[SpawnBlocking, TokioUring, Std]
+            }
+            (Workload::SeqCopy, _) | (Workload::Wal, Case::Stream) => &[TokioFs, TokioFsUring, Std],
+            (Workload::Whole, Case::Read | Case::Write) => &[TokioFs, TokioFsUring, Std],
+            (Workload::WriteStream | Workload::Whole, _) => &[TokioFs, Std],
+            (Workload::Small, _) => &[TokioFs, TokioFsUring, SpawnBlocking, Std],
+            (Workload::Wal, _) => &[TokioFs, TokioFsUring, SpawnBlocking, TokioUring],
         }
-        if !cfg!(target_os = "linux") {
-            v.retain(|&b| b != TokioUring);
+    }
+
+    /// Reads device data, where the descriptor pool of a file matters:
+    /// `--pool` adds rows here.
+    fn reads_device(self) -> bool {
+        matches!(self, Workload::Direct | Workload::Cold)
+    }
+
+    /// What one op of the figures is.
+    pub fn unit(self, case: Case) -> &'static str {
+        match (self, case) {
+            (Workload::Cached | Workload::Latency | Workload::Direct | Workload::Cold, _) => {
+                "4 KiB read"
+            }
+            (Workload::Small, _) => "file",
+            (Workload::Wal, Case::Group) => "record",
+            (Workload::Wal, _) => "append",
+            _ => "MiB",
         }
-        v
     }
 
-    /// Reads the page-cached file (warmed right before each run).
-    fn reads_cached(self) -> bool {
-        matches!(
-            self,
-            Workload::Cached | Workload::Latency | Workload::SeqCopy | Workload::SeqReadAt
-        )
-    }
-
-    /// Random reads for a fixed time (the others move a fixed size).
-    fn timed(self) -> bool {
-        matches!(
-            self,
-            Workload::Cached | Workload::Latency | Workload::Direct
-        )
-    }
-
-    fn writes(self) -> bool {
-        matches!(self, Workload::WriteStream | Workload::WriteAt)
-    }
-
-    /// What one "op" of the figures is.
-    pub fn unit(self) -> &'static str {
-        if self.timed() { "4 KiB read" } else { "MiB" }
-    }
-
-    fn title(self, qd: usize, size: usize) -> String {
-        let mib = size / MIB;
-        match self {
-            Workload::Cached => format!(
-                "cached: random 4 KiB reads of a {mib} MiB page-cached file, QD{qd} ({qd} task(s) on one shared file; tokio::fs: a File per task, seek + read_exact; std: one thread)"
-            ),
-            Workload::Latency => format!(
-                "latency: QD1 random 4 KiB reads of the {mib} MiB page-cached file, each read timed (one task; std: one thread)"
-            ),
-            Workload::Direct => format!(
-                "direct: random 4 KiB O_DIRECT reads of a {mib} MiB file not in the cache, QD{qd} (aiofs: its default descriptor pool; std: one thread)"
-            ),
-            Workload::SeqCopy => format!(
-                "seq-copy: the whole {mib} MiB page-cached file, tokio::io::copy(file -> sink) (std: a read loop, 1 MiB buffer)"
-            ),
-            Workload::SeqReadAt => format!(
-                "seq-read-at: the whole {mib} MiB page-cached file with 1 MiB read_at, {SEQ_DEPTH} in flight (tokio::fs and std: a read loop, 1 MiB buffer)"
-            ),
-            Workload::WriteStream => format!(
-                "write-stream: {mib} MiB to a new file, write_all of 1 MiB chunks (AsyncWrite), flush, sync_all (std: write_all loop + sync_all)"
-            ),
-            Workload::WriteAt => format!(
-                "write-at: {mib} MiB to a new file, write_all_at of 1 MiB chunks, {SEQ_DEPTH} in flight, then sync_all (std: write_all loop + sync_all)"
-            ),
+    /// The rate's name: ops/s, or MB/s when an op is a MiB moved.
+    fn rate_name(self, case: Case) -> &'static str {
+        match self.unit(case) {
+            "4 KiB read" => "reads/s",
+            "file" => "files/s",
+            "append" => "appends/s",
+            "record" => "records/s",
+            _ => "MB/s",
         }
+    }
+
+    /// The title of a cell's table.
+    #[rustfmt::skip]
+    fn title(self, case: Case, qd: usize, size: u64) -> String {
+        const TASKS: &str = "QD{qd} ({qd} task(s) on one shared file; tokio::fs: a File per task, seek + read_exact; std: one thread)";
+        const SMALL: &str = "{size} files of 1-64 KiB, each read whole once, {prep} right before the run, QD{qd} ({qd} task(s); spawn_blocking: the std call in one blocking task; std: one thread)";
+        const LOG: &str = "append 4 KiB, then sync_data, one at a time (spawn_blocking: pwrite + fdatasync in one task; std: one thread)";
+        let what = match (self, case) {
+            (Workload::Cached, _) => "random 4 KiB reads of a {mib} MiB page-cached file, {tasks}",
+            (Workload::Latency, _) => "QD1 random 4 KiB reads of the {mib} MiB page-cached file, each read timed",
+            (Workload::Direct, _) => "random 4 KiB O_DIRECT reads of a {mib} MiB file, QD{qd} (aiofs: the file's default descriptor pool unless named; std: one thread)",
+            (Workload::Cold, _) => "random 4 KiB reads of a {mib} MiB file evicted right before the run, each page at most once, {tasks}",
+            (Workload::SeqCopy, _) => "the whole {mib} MiB page-cached file, tokio::io::copy(file -> sink) (std: a read loop, 1 MiB buffer)",
+            (Workload::SeqReadAt, _) => "the whole {mib} MiB page-cached file with 1 MiB read_at, {SEQ_DEPTH} in flight (tokio::fs and std: a read loop, 1 MiB buffer)",
+            (Workload::WriteStream, _) => "{mib} MiB to a new file, write_all of 1 MiB chunks (AsyncWrite), flush, sync_all (std: write_all loop + sync_all)",
+            (Workload::WriteAt, _) => "{mib} MiB to a new file, write_all_at of 1 MiB chunks, {SEQ_DEPTH} in flight, then sync_all (std: write_all loop + sync_all)",
+            (Workload::Small, _) => SMALL,
+            (Workload::Wal, Case::At) => "{log} (aiofs: write_all_at + sync_data)",
+            (Workload::Wal, Case::Stream) => "{log} (aiofs, tokio::fs: write_all + flush + sync_data)",
+            (Workload::Wal, _) => "{GROUP} tasks append 4 KiB records to one file (each reserves its offset, writes, then awaits sync_data for its own record; tokio::fs: a File per task, seek + write_all + flush + sync_data)",
+            (Workload::Whole, Case::Write) => "fs::write of {mib} MiB to a new file (no sync, as the function does)",
+            (Workload::Whole, Case::Copy) => "fs::copy of a {mib} MiB page-cached file to a new file (no sync)",
+            (Workload::Whole, _) => "fs::read of a {mib} MiB page-cached file",
+        };
+        let name = match case {
+            Case::Only => self.key().to_string(),
+            case => format!("{} {}", self.key(), case.key()),
+        };
+        let what = what
+            .replace("{tasks}", TASKS)
+            .replace("{log}", LOG)
+            .replace("{prep}", if case.cold() { "evicted" } else { "read once" })
+            .replace("{mib}", &(size / MIB as u64).to_string())
+            .replace("{size}", &size.to_string())
+            .replace("{qd}", &qd.to_string())
+            .replace("{SEQ_DEPTH}", &SEQ_DEPTH.to_string())
+            .replace("{GROUP}", &GROUP.to_string());
+        format!("{name}: {what}")
     }
 }
 
-/// How a workload is run.
+keyed_enum! {
+    /// A workload's variant (cold or cached, which API); `Only` for a workload
+    /// that has one.
+    pub enum Case {
+        Only = "-",
+        /// Small files: `fs::read`, or `File::open` + `AsyncReadExt::read_to_end`;
+        /// evicted or cached.
+        ReadCold = "read-cold", ReadCached = "read-cached",
+        OpenCold = "open-cold", OpenCached = "open-cached",
+        /// Write-ahead log: `write_all_at` + `sync_data`; `AsyncWrite`
+        /// `write_all` + `flush` + `sync_data`; group commit.
+        At = "write_all_at", Stream = "AsyncWrite", Group = "group",
+        /// Whole-file functions.
+        Copy = "copy", Read = "read", Write = "write",
+    }
+}
+
+impl Case {
+    /// Small files: evicted right before the run.
+    pub fn cold(self) -> bool {
+        matches!(self, Case::ReadCold | Case::OpenCold)
+    }
+}
+
+/// One table: a workload's case at a queue depth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Cell {
+    pub workload: Workload,
+    pub case: Case,
+    pub qd: usize,
+}
+
+// ---------------------------------------------------------------- rows
+
+/// How a workload is run: a row of its tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Backend {
-    /// aiofs with the pipe notifier (`AIOFS_NOTIFIER=pipe`): the reference
-    /// of the ratio columns.
-    AiofsPipe,
-    /// aiofs with the signal notifier (`AIOFS_NOTIFIER=signal`).
-    AiofsSignal,
-    /// aiofs, pipe notifier, with the driver's `preadv2(RWF_NOWAIT)` fast path
-    /// switched off (`AIOFS_NOWAIT=0`).
-    AiofsNowaitOff,
-    /// aiofs, pipe notifier, every thread blocking the completion signal
-    /// (`aiofs::block_completion_signal`): completions read from a signalfd.
-    AiofsBlocked,
-    /// `tokio::fs::File`.
+    /// [`AIOFS_ROWS`]`[row]`; with `pool`, `File::set_fd_pool(pool)` on the
+    /// file read (`--pool`, device reads only).
+    Aiofs { row: usize, pool: Option<usize> },
+    /// `tokio::fs` as published (its blocking pool).
     TokioFs,
-    /// `tokio::task::spawn_blocking` + `FileExt::read_at`/`write_all_at` on an
-    /// `Arc<std::fs::File>`.
+    /// `tokio::fs` on tokio's io_uring driver (tokio's `io-uring` feature,
+    /// `--cfg tokio_unstable`, `Builder::enable_io_uring`): a separate build
+    /// of this bench runs its samples.
+    TokioFsUring,
+    /// `tokio::task::spawn_blocking` + the std call, one blocking task per op.
     SpawnBlocking,
     /// tokio-uring on its own runtime (Linux).
     TokioUring,
-    /// Synchronous `std::fs::File` on one thread: the limit.
+    /// Synchronous `std::fs` on one thread: the limit.
     Std,
 }
 
+/// The baselines' keys.
+const BASELINE_KEYS: [(Backend, &str); 5] = [
+    (Backend::TokioFs, "tokio-fs"),
+    (Backend::TokioFsUring, "tokio-fs-uring"),
+    (Backend::SpawnBlocking, "spawn-blocking"),
+    (Backend::TokioUring, "tokio-uring"),
+    (Backend::Std, "std"),
+];
+
 impl Backend {
-    /// The backend's name in JSON.
-    pub fn key(self) -> &'static str {
+    /// aiofs as a user gets it: the first of [`AIOFS_ROWS`].
+    pub const DEFAULT_AIOFS: Backend = Backend::Aiofs { row: 0, pool: None };
+
+    /// The row's key in JSON and in `--rows` (`aiofs-blocked`, `aiofs/pool=8`, `std`).
+    pub fn key(self) -> String {
         match self {
-            Backend::AiofsPipe => "aiofs-pipe",
-            Backend::AiofsSignal => "aiofs-signal",
-            Backend::AiofsNowaitOff => "aiofs-pipe-nowait-off",
-            Backend::AiofsBlocked => "aiofs-pipe-blocked",
-            Backend::TokioFs => "tokio-fs",
-            Backend::SpawnBlocking => "spawn-blocking",
-            Backend::TokioUring => "tokio-uring",
-            Backend::Std => "std",
+            Backend::Aiofs { row, pool: None } => AIOFS_ROWS[row].key.to_string(),
+            Backend::Aiofs { row, pool: Some(n) } => format!("{}/pool={n}", AIOFS_ROWS[row].key),
+            b => BASELINE_KEYS
+                .iter()
+                .find(|(k, _)| *k == b)
+                .map_or("?", |(_, key)| key)
+                .to_string(),
         }
     }
 
     fn from_key(key: &str) -> Option<Backend> {
-        [
-            Backend::AiofsPipe,
-            Backend::AiofsSignal,
-            Backend::AiofsNowaitOff,
-            Backend::AiofsBlocked,
-            Backend::TokioFs,
-            Backend::SpawnBlocking,
-            Backend::TokioUring,
-            Backend::Std,
-        ]
-        .into_iter()
-        .find(|b| b.key() == key)
+        let (row_key, pool) = match key.split_once("/pool=") {
+            Some((k, n)) => (k, Some(n.parse().ok()?)),
+            None => (key, None),
+        };
+        if let Some(row) = AIOFS_ROWS.iter().position(|r| r.key == row_key) {
+            return Some(Backend::Aiofs { row, pool });
+        }
+        let b = BASELINE_KEYS.iter().find(|(_, k)| *k == key)?.0;
+        pool.is_none().then_some(b)
     }
 
     pub fn is_aiofs(self) -> bool {
-        matches!(
-            self,
-            Backend::AiofsPipe
-                | Backend::AiofsSignal
-                | Backend::AiofsNowaitOff
-                | Backend::AiofsBlocked
-        )
+        matches!(self, Backend::Aiofs { .. })
     }
 
-    /// The row's name in a workload's table.
-    pub fn name(self, w: Workload) -> &'static str {
-        use Workload::*;
-        match (self, w) {
-            (Backend::AiofsPipe, _) => "aiofs (pipe)",
-            (Backend::AiofsSignal, _) => "aiofs (signal)",
-            (Backend::AiofsNowaitOff, _) => "aiofs (pipe, nowait off)",
-            (Backend::AiofsBlocked, _) => "aiofs (pipe, sig blocked)",
-            (Backend::TokioFs, Cached | Latency | Direct) => "tokio::fs seek+read",
-            (Backend::TokioFs, SeqReadAt) => "tokio::fs read loop",
-            (Backend::TokioFs, _) => "tokio::fs::File",
-            (Backend::SpawnBlocking, WriteStream | WriteAt) => "spawn_blocking+pwrite",
-            (Backend::SpawnBlocking, _) => "spawn_blocking+pread",
-            (Backend::TokioUring, WriteStream | WriteAt) => "tokio-uring write_all_at",
-            (Backend::TokioUring, _) => "tokio-uring read_at",
-            (Backend::Std, Cached | Latency | Direct) => "std pread (1 thread)",
-            (Backend::Std, SeqCopy | SeqReadAt) => "std read loop",
-            (Backend::Std, WriteStream | WriteAt) => "std write_all loop",
+    /// The aiofs row's configuration, if this is one.
+    pub fn aiofs_row(self) -> Option<&'static AiofsRow> {
+        match self {
+            Backend::Aiofs { row, .. } => AIOFS_ROWS.get(row),
+            _ => None,
         }
     }
 
-    /// The aiofs row of a process that runs samples itself: named after its
-    /// environment (a `Config` installed in code is not seen).
-    fn of_this_process() -> Backend {
-        let var = |k: &str| std::env::var(k).unwrap_or_default();
-        if var("AIOFS_NOTIFIER") == "signal" {
-            Backend::AiofsSignal
-        } else if var("AIOFS_NOWAIT") == "0" {
-            Backend::AiofsNowaitOff
-        } else if var(BLOCK_ENV) == "1" {
-            Backend::AiofsBlocked
-        } else {
-            Backend::AiofsPipe
+    /// The row's name in a table.
+    pub fn name(self, cell: Cell) -> String {
+        let uring = |what: &str| format!("tokio::fs io_uring: {what}");
+        match (self, cell.workload, cell.case) {
+            (Backend::Aiofs { row, pool: None }, ..) => AIOFS_ROWS[row].name.to_string(),
+            (Backend::Aiofs { row, pool: Some(n) }, ..) => {
+                format!("{}, fd_pool={n}", AIOFS_ROWS[row].name)
+            }
+            (Backend::TokioFs, ..) => "tokio::fs".to_string(),
+            (Backend::TokioFsUring, Workload::Wal | Workload::WriteStream, _) => uring("none"),
+            (Backend::TokioFsUring, Workload::Small | Workload::Whole, Case::Write) => {
+                uring("open+write")
+            }
+            (Backend::TokioFsUring, Workload::Small | Workload::Whole, _) => uring("open+read"),
+            (Backend::TokioFsUring, ..) => uring("read"),
+            (Backend::SpawnBlocking, ..) => "spawn_blocking".to_string(),
+            (Backend::TokioUring, ..) => "tokio-uring".to_string(),
+            (Backend::Std, ..) => "std (1 thread)".to_string(),
         }
     }
 }
 
 // ---------------------------------------------------------------- options
-
-/// Where samples run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exec {
-    /// Every sample in a new process of the current executable (whose `main`
-    /// must call [`sample_process_main`] first), with the aiofs variant's
-    /// environment: every aiofs row runs.
-    ProcessPerSample,
-    /// Every sample in this process (on a thread of its own): only the aiofs
-    /// row of this process's configuration runs.
-    InProcess,
-}
 
 /// What [`run`] measures, and how long.
 #[derive(Debug, Clone)]
@@ -354,230 +466,162 @@ pub struct Options {
     pub mode: &'static str,
     /// Runs per cell; each figure is the median.
     pub runs: usize,
-    /// Seconds of a timed run of the random-read workloads.
+    /// Seconds of a timed run: random reads (cached, latency, direct) / cold
+    /// reads / the write-ahead log.
     pub secs: f64,
-    /// Seconds of the untimed warm-up pass before each of them.
+    pub cold_secs: f64,
+    pub wal_secs: f64,
+    /// Seconds of the untimed warm-up pass before each timed run.
     pub warm_secs: f64,
     /// The page-cached file (random and sequential reads), bytes.
-    pub file_size: usize,
-    /// The `O_DIRECT` file, bytes (a multiple of 1 MiB).
-    pub direct_size: usize,
-    /// Bytes each write run writes (a multiple of 8).
-    pub write_size: usize,
+    pub file_size: u64,
+    /// The `O_DIRECT` file, bytes.
+    pub direct_size: u64,
+    /// The cold file, bytes.
+    pub cold_size: u64,
+    /// Bytes each write run writes (write-stream, write-at).
+    pub write_size: u64,
+    /// Small files.
+    pub small_files: u64,
+    /// `whole`: the file copied; the file read and the bytes written.
+    pub copy_size: u64,
+    pub whole_size: u64,
     /// The workloads to run; empty: all.
     pub workloads: Vec<Workload>,
-    pub exec: Exec,
-    /// Where the files go; else `AIOFS_BENCH_DIR`, Cargo's target tmpdir (for
-    /// a bench), the system temp dir: the first not memory-backed when
-    /// `O_DIRECT` or writes are measured.
+    /// The rows to run, by key ([`Backend::key`]); empty: all.
+    pub rows: Vec<String>,
+    /// `set_fd_pool` sizes: each adds, to each aiofs row of the device-read
+    /// workloads (direct, cold), a row with that pool.
+    pub pools: Vec<usize>,
+    /// Where the data files go; else `AIOFS_BENCH_DIR`, else `target/bench-data`.
     pub dir: Option<PathBuf>,
 }
 
 impl Options {
-    /// The full run: 1 GiB files, 256 MiB writes, 5 runs of 1 s per cell.
+    /// The full run: 1 GiB files (2 GiB cold), 3 runs per cell.
     pub fn full() -> Options {
         Options {
             mode: "full",
-            runs: 5,
+            runs: 3,
             secs: 1.0,
+            cold_secs: 2.0,
+            wal_secs: 3.0,
             warm_secs: 0.2,
-            file_size: 1024 * MIB,
-            direct_size: 1024 * MIB,
-            write_size: 256 * MIB,
+            file_size: 1024 * MIB as u64,
+            direct_size: 1024 * MIB as u64,
+            cold_size: 2048 * MIB as u64,
+            write_size: 256 * MIB as u64,
+            small_files: 4000,
+            copy_size: 256 * MIB as u64,
+            whole_size: 64 * MIB as u64,
             workloads: Vec::new(),
-            exec: Exec::ProcessPerSample,
+            rows: Vec::new(),
+            pools: Vec::new(),
             dir: None,
         }
     }
 
-    /// A smoke run: 64 MiB files, 32 MiB writes, 1 run of 0.2 s per cell.
+    /// A smoke run: small files and short runs, 1 run per cell.
     pub fn quick() -> Options {
-        Options {
-            mode: "quick",
-            runs: 1,
-            secs: 0.2,
-            warm_secs: 0.05,
-            file_size: 64 * MIB,
-            direct_size: 64 * MIB,
-            write_size: 32 * MIB,
-            ..Options::full()
-        }
+        let mib = MIB as u64;
+        let mut o = Options::full();
+        (o.mode, o.runs, o.warm_secs) = ("quick", 1, 0.03);
+        (o.secs, o.cold_secs, o.wal_secs) = (0.15, 0.15, 0.15);
+        (o.file_size, o.direct_size, o.cold_size) = (64 * mib, 64 * mib, 256 * mib);
+        (o.write_size, o.copy_size, o.whole_size) = (32 * mib, 32 * mib, 32 * mib);
+        o.small_files = 300;
+        o
     }
 
     fn workloads(&self) -> Vec<Workload> {
-        if self.workloads.is_empty() {
-            Workload::ALL.to_vec()
+        Workload::ALL
+            .iter()
+            .copied()
+            .filter(|w| self.workloads.is_empty() || self.workloads.contains(w))
+            .collect()
+    }
+
+    /// The rows of a cell, in the order they print.
+    fn backends(&self, cell: Cell) -> Vec<Backend> {
+        let aiofs = (0..AIOFS_ROWS.len()).map(|row| Backend::Aiofs { row, pool: None });
+        let pools: &[usize] = if cell.workload.reads_device() {
+            &self.pools
         } else {
-            Workload::ALL
-                .into_iter()
-                .filter(|w| self.workloads.contains(w))
-                .collect()
-        }
-    }
-}
-
-// ---------------------------------------------------------------- samples and rows
-
-/// aiofs's driver counters over a timed run (`aiofs::stats()` differences).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct AioCounters {
-    pub submitted: u64,
-    pub completed: u64,
-    pub signals: u64,
-    pub tokens: u64,
-    pub scans: u64,
-    pub eagain_retries: u64,
-}
-
-impl AioCounters {
-    fn between(a: &aiofs::Stats, b: &aiofs::Stats) -> AioCounters {
-        AioCounters {
-            submitted: b.submitted - a.submitted,
-            completed: b.completed - a.completed,
-            signals: b.signals - a.signals,
-            tokens: b.tokens - a.tokens,
-            scans: b.scans - a.scans,
-            eagain_retries: b.eagain_retries - a.eagain_retries,
-        }
-    }
-}
-
-/// One timed run of one cell.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Sample {
-    /// Operations: 4 KiB reads, or MiB moved.
-    pub ops: u64,
-    pub bytes: u64,
-    pub secs: f64,
-    /// `getrusage(RUSAGE_SELF)` user + system of the process, µs.
-    pub cpu_us: f64,
-    /// Context switches of the process, voluntary and not.
-    pub csw: f64,
-    /// Share of all CPUs busy outside the process (`/proc/stat`).
-    pub other: Option<f64>,
-    /// Latency workload: percentiles of the run's reads, µs.
-    pub p50_us: Option<f64>,
-    pub p99_us: Option<f64>,
-    /// aiofs rows: the driver's counters.
-    pub aio: Option<AioCounters>,
-}
-
-impl Sample {
-    pub fn ops_per_s(&self) -> f64 {
-        self.ops as f64 / self.secs
-    }
-    pub fn mb_per_s(&self) -> f64 {
-        self.bytes as f64 / self.secs / 1e6
-    }
-    pub fn cpu_us_per_op(&self) -> f64 {
-        self.cpu_us / self.ops as f64
-    }
-    fn per_op(&self, f: impl Fn(&AioCounters) -> u64) -> Option<f64> {
-        self.aio.map(|c| f(&c) as f64 / self.ops as f64)
-    }
-
-    fn encode(&self) -> String {
-        let opt = |x: Option<f64>| x.map_or_else(|| "-".to_string(), |x| x.to_string());
-        let aio = self.aio.map_or_else(
-            || "-".to_string(),
-            |c| {
-                format!(
-                    "{},{},{},{},{},{}",
-                    c.submitted, c.completed, c.signals, c.tokens, c.scans, c.eagain_retries
-                )
-            },
-        );
-        format!(
-            "ops={} bytes={} secs={} cpu_us={} csw={} other={} p50_us={} p99_us={} aio={aio}",
-            self.ops,
-            self.bytes,
-            self.secs,
-            self.cpu_us,
-            self.csw,
-            opt(self.other),
-            opt(self.p50_us),
-            opt(self.p99_us),
-        )
-    }
-
-    fn decode(line: &str) -> Option<Sample> {
-        let mut s = Sample::default();
-        let opt = |v: &str| -> Option<Option<f64>> {
-            if v == "-" {
-                Some(None)
-            } else {
-                v.parse().ok().map(Some)
-            }
+            &[]
         };
-        for field in line.split_whitespace() {
-            let (k, v) = field.split_once('=')?;
-            match k {
-                "ops" => s.ops = v.parse().ok()?,
-                "bytes" => s.bytes = v.parse().ok()?,
-                "secs" => s.secs = v.parse().ok()?,
-                "cpu_us" => s.cpu_us = v.parse().ok()?,
-                "csw" => s.csw = v.parse().ok()?,
-                "other" => s.other = opt(v)?,
-                "p50_us" => s.p50_us = opt(v)?,
-                "p99_us" => s.p99_us = opt(v)?,
-                "aio" if v == "-" => s.aio = None,
-                "aio" => {
-                    let n: Vec<u64> = v
-                        .split(',')
-                        .map(|x| x.parse().ok())
-                        .collect::<Option<_>>()?;
-                    let [submitted, completed, signals, tokens, scans, eagain_retries] = n[..]
-                    else {
-                        return None;
-                    };
-                    s.aio = Some(AioCounters {
-                        submitted,
-                        completed,
-                        signals,
-                        tokens,
-                        scans,
-                        eagain_retries,
-                    });
-                }
-                _ => return None,
-            }
+        let pooled = (0..AIOFS_ROWS.len()).flat_map(|row| {
+            pools
+                .iter()
+                .map(move |&n| Backend::Aiofs { row, pool: Some(n) })
+        });
+        let mut v: Vec<Backend> = aiofs.chain(pooled).collect();
+        v.extend(cell.workload.baselines(cell.case));
+        v.retain(|b| {
+            let key = b.key();
+            let base = key.split('/').next().unwrap_or_default();
+            self.rows.is_empty() || self.rows.iter().any(|r| *r == key || *r == base)
+        });
+        v
+    }
+
+    /// The timed run of a cell, seconds.
+    fn secs_of(&self, w: Workload) -> f64 {
+        match w {
+            Workload::Cold => self.cold_secs,
+            Workload::Wal => self.wal_secs,
+            _ => self.secs,
         }
-        (s.ops > 0 && s.secs > 0.0).then_some(s)
+    }
+
+    /// The size of a cell's input: bytes, or files for `small`.
+    fn size_of(&self, w: Workload, case: Case) -> u64 {
+        match (w, case) {
+            (Workload::Direct, _) => self.direct_size,
+            (Workload::Cold, _) => self.cold_size,
+            (Workload::WriteStream | Workload::WriteAt, _) => self.write_size,
+            (Workload::Small, _) => self.small_files,
+            (Workload::Wal, _) => 0,
+            (Workload::Whole, Case::Copy) => self.copy_size,
+            (Workload::Whole, _) => self.whole_size,
+            _ => self.file_size,
+        }
     }
 }
 
-/// One line of a table: a backend in one cell (workload, queue depth), with
-/// its runs. Each figure is the median over the runs, taken per column.
+// ---------------------------------------------------------------- rows of the report
+
+/// One line of a table: a backend in one cell, with its runs. Each figure is
+/// the median over the runs, taken per column.
 #[derive(Debug, Clone)]
 pub struct Row {
-    pub workload: Workload,
-    pub qd: usize,
+    pub cell: Cell,
     pub backend: Backend,
     /// [`Options::mode`].
     pub mode: &'static str,
-    /// The file read, or the bytes written, per run.
-    pub size: usize,
+    /// The cell's input: bytes, or files.
+    pub size: u64,
     pub samples: Vec<Sample>,
+    /// Why the row has no figures (a backend this machine cannot run).
+    pub na: Option<String>,
 }
 
 impl Row {
-    pub fn name(&self) -> &'static str {
-        self.backend.name(self.workload)
+    pub fn name(&self) -> String {
+        self.backend.name(self.cell)
     }
     pub fn ops_per_s(&self) -> f64 {
-        median(self.samples.iter().map(Sample::ops_per_s))
+        self.median_of(|s| Some(s.ops_per_s())).unwrap_or(f64::NAN)
     }
     pub fn mb_per_s(&self) -> f64 {
-        median(self.samples.iter().map(Sample::mb_per_s))
+        self.median_of(|s| Some(s.mb_per_s())).unwrap_or(f64::NAN)
     }
     pub fn cpu_us_per_op(&self) -> f64 {
-        median(self.samples.iter().map(Sample::cpu_us_per_op))
+        self.median_of(|s| Some(s.cpu_us_per_op()))
+            .unwrap_or(f64::NAN)
     }
     pub fn csw_per_op(&self) -> f64 {
-        median(self.samples.iter().map(|s| s.csw / s.ops as f64))
-    }
-    pub fn secs(&self) -> f64 {
-        median(self.samples.iter().map(|s| s.secs))
+        self.median_of(|s| Some(s.csw / s.ops as f64))
+            .unwrap_or(f64::NAN)
     }
     pub fn p50_us(&self) -> Option<f64> {
         self.median_of(|s| s.p50_us)
@@ -585,322 +629,390 @@ impl Row {
     pub fn p99_us(&self) -> Option<f64> {
         self.median_of(|s| s.p99_us)
     }
-    /// aiofs rows: requests submitted to AIO per op.
-    pub fn aio_per_op(&self) -> Option<f64> {
-        self.median_of(|s| s.per_op(|c| c.submitted))
-    }
-    /// aiofs rows: completion signals per op.
-    pub fn signals_per_op(&self) -> Option<f64> {
-        self.median_of(|s| s.per_op(|c| c.signals))
-    }
-    /// aiofs rows: full scans per op.
-    pub fn scans_per_op(&self) -> Option<f64> {
-        self.median_of(|s| s.per_op(|c| c.scans))
+    /// aiofs rows: a counter of `aiofs::stats()` per op (a name of
+    /// [`sample::AIO_FIELDS`]).
+    pub fn aio_per_op(&self, field: &str) -> Option<f64> {
+        self.median_of(|s| s.aio_per_op(field))
     }
     /// The share of the CPUs busy outside the process during the runs.
     pub fn other(&self) -> Option<f64> {
         self.median_of(|s| s.other)
     }
-    fn worst_other(&self) -> Option<f64> {
-        self.samples.iter().filter_map(|s| s.other).reduce(f64::max)
+    /// Disk I/O of others on the data's device during the runs, MB/s.
+    pub fn other_io(&self) -> Option<f64> {
+        self.median_of(|s| s.other_io)
+    }
+    /// The worst of the runs: CPU share, disk MB/s of others.
+    fn worst_other(&self) -> (f64, f64) {
+        let worst =
+            |f: fn(&Sample) -> Option<f64>| self.samples.iter().filter_map(f).fold(0.0, f64::max);
+        (worst(|s| s.other), worst(|s| s.other_io))
     }
     fn median_of(&self, f: impl Fn(&Sample) -> Option<f64>) -> Option<f64> {
         let v: Vec<f64> = self.samples.iter().filter_map(f).collect();
         (!v.is_empty()).then(|| median(v.into_iter()))
-    }
-    fn same_cell(&self, other: &Row) -> bool {
-        self.workload == other.workload && self.qd == other.qd
     }
 }
 
 // ---------------------------------------------------------------- running
 
 /// Runs every cell of the chosen workloads, `opts.runs` times each, and
-/// returns the rows (the order of [`Workload::ALL`], queue depths rising,
-/// backends in [`Workload::backends`] order). The runs of a cell are
-/// interleaved across backends, the order rotating by one each run. Files are
-/// made (and removed) in a new temporary directory. `progress` is told what
-/// happens, a line at a time (no newline).
+/// returns the rows (the order of [`Workload::ALL`], then cases and queue
+/// depths, rows in [`Options`]' order). The runs of a cell are interleaved
+/// across rows, the order rotating by one each run. Input files are made once
+/// in the data directory and kept; written files go in a temporary directory
+/// in it. `progress` is told what happens, a line at a time.
 ///
 /// # Errors
 ///
 /// Any I/O error, a failed sample (with its process's message), or data that
-/// does not match what was written.
+/// does not match what was written. A row this machine cannot run (the
+/// io_uring build of `tokio::fs`, tokio-uring) is marked n/a instead.
 pub fn run(opts: &Options, progress: &mut dyn FnMut(&str)) -> io::Result<Vec<Row>> {
-    let workloads = opts.workloads();
-    let needs_disk = workloads
-        .iter()
-        .any(|w| *w == Workload::Direct || w.writes());
-    let direct_size = workloads
-        .contains(&Workload::Direct)
-        .then(|| opts.direct_size.next_multiple_of(MIB));
-    let t0 = Instant::now();
-    let dir = place(opts.dir.as_deref(), needs_disk, direct_size)?;
-    let cached = dir.path().join("cached.dat");
-    let direct = dir.path().join("direct.dat");
-    if let Some(size) = direct_size {
-        progress(&format!(
-            "{} MiB O_DIRECT file written in {}",
-            size / MIB,
-            dir.path().display()
-        ));
-    }
-    if workloads.iter().any(|w| w.reads_cached()) {
-        write_pattern_file(&cached, opts.file_size.next_multiple_of(BLOCK))?;
-        progress(&format!(
-            "{} MiB cached-read file written in {}",
-            opts.file_size / MIB,
-            dir.path().display()
-        ));
-    }
-    progress(&format!(
-        "files ready in {:.1} s",
-        t0.elapsed().as_secs_f64()
-    ));
-
-    let own = Backend::of_this_process();
+    let data = data_dir(opts.dir.as_deref())?;
+    let scratch = tempfile::Builder::new().prefix("run-").tempdir_in(&data)?;
+    let mut uring_exe: Option<Result<PathBuf, String>> = None;
     let mut rows = Vec::new();
-    for (wi, &w) in workloads.iter().enumerate() {
-        let (path, size) = match w {
-            Workload::Direct => (direct.clone(), opts.direct_size.next_multiple_of(MIB)),
-            w if w.writes() => (
-                dir.path().to_path_buf(),
-                opts.write_size.next_multiple_of(8),
-            ),
-            _ => (cached.clone(), opts.file_size.next_multiple_of(BLOCK)),
-        };
-        for (qi, &qd) in w.queue_depths().iter().enumerate() {
-            let backends: Vec<Backend> = w
-                .backends()
-                .into_iter()
-                .filter(|&b| opts.exec == Exec::ProcessPerSample || !b.is_aiofs() || b == own)
-                .collect();
-            let first = rows.len();
-            rows.extend(backends.iter().map(|&backend| Row {
-                workload: w,
-                qd,
-                backend,
-                mode: opts.mode,
-                size,
-                samples: Vec::new(),
-            }));
-            let cell = Instant::now();
-            for rep in 0..opts.runs {
-                for k in 0..backends.len() {
-                    let i = (k + rep) % backends.len();
-                    let spec = Spec {
-                        workload: w,
-                        qd,
-                        backend: backends[i],
-                        seed: (((wi * 8 + qi) * 16 + i) * 256 + rep) as u64,
-                        secs: opts.secs,
-                        warm_secs: opts.warm_secs,
-                        size,
-                        path: path.clone(),
-                    };
-                    if w.reads_cached() {
-                        warm_file(&cached)?;
+    for w in opts.workloads() {
+        for &(case, qds) in w.cases() {
+            let size = opts.size_of(w, case);
+            let input = prepare_input(&data, w, case, size, progress)?;
+            for &qd in qds {
+                let cell = Cell {
+                    workload: w,
+                    case,
+                    qd,
+                };
+                let backends = opts.backends(cell);
+                let first = rows.len();
+                rows.extend(backends.iter().map(|&backend| Row {
+                    cell,
+                    backend,
+                    mode: opts.mode,
+                    size,
+                    samples: Vec::new(),
+                    na: None,
+                }));
+                let t0 = Instant::now();
+                for rep in 0..opts.runs {
+                    for k in 0..backends.len() {
+                        let i = (k + rep) % backends.len();
+                        let row = &mut rows[first + i];
+                        if row.na.is_some() {
+                            continue;
+                        }
+                        let spec = Spec {
+                            cell,
+                            backend: row.backend,
+                            seed: ((first + i) * 256 + rep) as u64,
+                            secs: opts.secs_of(w),
+                            warm_secs: opts.warm_secs,
+                            size,
+                            input: input.clone(),
+                            scratch: scratch.path().to_path_buf(),
+                        };
+                        match exe_for(row.backend, &mut uring_exe, progress)
+                            .map_err(io::Error::other)
+                            .and_then(|exe| spawn_sample(&spec, &exe))
+                        {
+                            Ok(s) => {
+                                progress(&progress_line(&spec, rep, opts.runs, &s));
+                                row.samples.push(s);
+                            }
+                            Err(e) if may_be_na(row.backend) => {
+                                progress(&format!("{}: n/a: {e}", row.name()));
+                                row.na = Some(e.to_string());
+                            }
+                            Err(e) => return Err(e),
+                        }
                     }
-                    let s = match opts.exec {
-                        Exec::ProcessPerSample => spawn_sample(&spec)?,
-                        Exec::InProcess => std::thread::scope(|scope| {
-                            scope
-                                .spawn(|| samples::sample(&spec))
-                                .join()
-                                .unwrap_or_else(|_| Err(io::Error::other("the sample panicked")))
-                        })?,
-                    };
-                    progress(&progress_line(&spec, rep, opts.runs, &s));
-                    rows[first + i].samples.push(s);
                 }
+                progress(&format!(
+                    "{} {} QD{qd} took {:.1} s",
+                    w.key(),
+                    case.key(),
+                    t0.elapsed().as_secs_f64()
+                ));
             }
-            progress(&format!(
-                "{} QD{qd} took {:.1} s",
-                w.key(),
-                cell.elapsed().as_secs_f64()
-            ));
         }
     }
     Ok(rows)
 }
 
+/// The executable that runs `b`'s samples: this one, or for `tokio::fs
+/// io_uring` this bench's io_uring build, made on first need (`uring`
+/// remembers it, or why there is none).
+fn exe_for(
+    b: Backend,
+    uring: &mut Option<Result<PathBuf, String>>,
+    progress: &mut dyn FnMut(&str),
+) -> Result<PathBuf, String> {
+    if b != Backend::TokioFsUring {
+        return std::env::current_exe().map_err(|e| e.to_string());
+    }
+    uring
+        .get_or_insert_with(|| {
+            progress("building the bench with tokio's io-uring driver (first time: minutes)");
+            let t0 = Instant::now();
+            let built = build_uring_fs();
+            progress(&match &built {
+                Ok(exe) => format!(
+                    "built {} in {:.1} s",
+                    exe.display(),
+                    t0.elapsed().as_secs_f64()
+                ),
+                Err(e) => format!("no io_uring build of tokio::fs: {e}"),
+            });
+            built
+        })
+        .clone()
+}
+
+/// The rows a machine may be unable to run: they print n/a with the reason.
+fn may_be_na(b: Backend) -> bool {
+    matches!(b, Backend::TokioFsUring | Backend::TokioUring)
+}
+
 fn progress_line(spec: &Spec, rep: usize, runs: usize, s: &Sample) -> String {
-    let w = spec.workload;
-    let figure = match w {
-        Workload::Latency => format!(
-            "p50 {:.1} µs, p99 {:.1} µs, {} ops/s",
-            s.p50_us.unwrap_or(f64::NAN),
-            s.p99_us.unwrap_or(f64::NAN),
-            fmt_rate(s.ops_per_s())
-        ),
-        w if w.timed() => format!("{} ops/s", fmt_rate(s.ops_per_s())),
-        _ => format!("{:.0} MB/s", s.mb_per_s()),
+    let (w, case) = (spec.cell.workload, spec.cell.case);
+    let rate = match w.rate_name(case) {
+        "MB/s" => format!("{:.0} MB/s", s.mb_per_s()),
+        name => format!("{} {name}", fmt_rate(s.ops_per_s())),
     };
+    let lat = s
+        .p50_us
+        .zip(s.p99_us)
+        .map_or_else(String::new, |(p50, p99)| {
+            format!(", p50 {p50:.1} µs, p99 {p99:.1} µs")
+        });
     format!(
-        "{} QD{} run {}/{runs}: {:<26} {figure}, {:.2} CPU µs/{}, other {}",
+        "{} {} QD{} run {}/{runs}: {:<30} {rate}{lat}, {:.2} CPU µs/{}, other {} CPU, {} MB/s disk",
         w.key(),
-        spec.qd,
+        case.key(),
+        spec.cell.qd,
         rep + 1,
-        spec.backend.name(w),
+        spec.backend.name(spec.cell),
         s.cpu_us_per_op(),
-        w.unit(),
+        w.unit(case),
         fmt_pct(s.other),
+        util::fmt_opt(s.other_io, 0),
     )
 }
 
-/// A new temporary directory for the files, holding the `O_DIRECT` file when
-/// one is asked for: in the first candidate that is not memory-backed (when
-/// `real_disk`; tmpfs and ramfs accept `O_DIRECT` on recent kernels but have no
-/// device behind them, and their `sync_all` is free) and, for `O_DIRECT`,
-/// accepts it.
-fn place(
-    dir: Option<&Path>,
-    real_disk: bool,
-    direct_size: Option<usize>,
-) -> io::Result<tempfile::TempDir> {
-    let mut candidates: Vec<PathBuf> = dir.map(Path::to_path_buf).into_iter().collect();
-    if let Some(d) = std::env::var_os("AIOFS_BENCH_DIR") {
-        candidates.push(d.into());
+fn invalid(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, msg)
+}
+
+// ---------------------------------------------------------------- data files
+
+/// Cargo's target directory (of the bench's build; the demo's: `target`).
+fn target_dir() -> PathBuf {
+    option_env!("CARGO_TARGET_TMPDIR")
+        .and_then(|tmp| Path::new(tmp).parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
+}
+
+/// The data directory: `dir`, else `AIOFS_BENCH_DIR`, else `target/bench-data`;
+/// it must be on a real disk (the direct, cold and write workloads need a
+/// device behind it).
+fn data_dir(dir: Option<&Path>) -> io::Result<PathBuf> {
+    let dir = dir
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("AIOFS_BENCH_DIR").map(PathBuf::from))
+        .unwrap_or_else(|| target_dir().join("bench-data"));
+    fs::create_dir_all(&dir)?;
+    if let Some(name) = util::memory_fs(&dir)? {
+        return Err(invalid(format!(
+            "{} is on {name}, which has no device: set AIOFS_BENCH_DIR to a directory on a real disk",
+            dir.display()
+        )));
     }
-    if let Some(d) = option_env!("CARGO_TARGET_TMPDIR") {
-        candidates.push(d.into());
+    dir.canonicalize()
+}
+
+/// Makes (once) the input a cell reads: a pattern file of `size` bytes, or
+/// `size` small files; its path (empty for the write workloads).
+fn prepare_input(
+    data: &Path,
+    w: Workload,
+    case: Case,
+    size: u64,
+    progress: &mut dyn FnMut(&str),
+) -> io::Result<PathBuf> {
+    let t0 = Instant::now();
+    let (path, made) = match (w, case) {
+        (Workload::WriteStream | Workload::WriteAt | Workload::Wal, _)
+        | (Workload::Whole, Case::Write) => return Ok(PathBuf::new()),
+        (Workload::Small, _) => {
+            let dir = data.join(format!("small-{size}"));
+            (dir.clone(), files::make_small_files(&dir, size)?)
+        }
+        _ => {
+            let path = data.join(format!("pattern-{}M.dat", size.div_ceil(MIB as u64)));
+            (path.clone(), util::pattern_file(&path, size)?)
+        }
+    };
+    if made {
+        progress(&format!(
+            "{} made in {:.1} s",
+            path.display(),
+            t0.elapsed().as_secs_f64()
+        ));
     }
-    candidates.push(std::env::temp_dir());
-    let mut refused = Vec::new();
-    for dir in candidates {
-        if let Err(e) = fs::create_dir_all(&dir) {
-            refused.push(format!("{}: {e}", dir.display()));
-            continue;
-        }
-        match memory_fs(&dir) {
-            Ok(Some(name)) if real_disk => {
-                refused.push(format!("{}: {name} (no device)", dir.display()));
-                continue;
-            }
-            Ok(_) => {}
-            Err(e) => {
-                refused.push(format!("{}: statfs: {e}", dir.display()));
-                continue;
-            }
-        }
-        let tmp = tempfile::Builder::new()
-            .prefix("aiofs-compare-")
-            .tempdir_in(&dir)?;
-        if let Some(size) = direct_size
-            && let Err(e) = write_direct_file(&tmp.path().join("direct.dat"), size)
-        {
-            refused.push(format!("{}: O_DIRECT write: {e}", dir.display()));
-            continue;
-        }
-        return Ok(tmp);
+    Ok(path)
+}
+
+// ---------------------------------------------------------------- tokio::fs on io_uring
+
+/// Builds this bench with tokio's io_uring driver for the `tokio::fs io_uring`
+/// rows: `cargo build --release --bench compare --features bench-tokio-io-uring`
+/// with `RUSTFLAGS="--cfg tokio_unstable"`, in a target directory of its own
+/// (`target/tokio-uring-fs`: the flag changes every crate's build). The executable, or why there is none.
+fn build_uring_fs() -> Result<PathBuf, String> {
+    if !cfg!(target_os = "linux") {
+        return Err("io_uring is Linux-only".into());
     }
-    Err(io::Error::other(format!(
-        "no directory for the files on a real disk (set AIOFS_BENCH_DIR): {}",
-        refused.join("; ")
-    )))
+    let target = target_dir().join("tokio-uring-fs");
+    let flags = std::env::var("RUSTFLAGS").unwrap_or_default() + " --cfg tokio_unstable";
+    let out = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args(["build", "--release", "--bench", "compare", "--features"])
+        .args([URING_FEATURE, "--message-format=json-render-diagnostics"])
+        .arg("--manifest-path")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+        .env("RUSTFLAGS", flags.trim())
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env("CARGO_TARGET_DIR", &target)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cargo: {e}"))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        let tail: Vec<&str> = stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .rev()
+            .take(6)
+            .collect();
+        return Err(format!(
+            "cargo build failed ({}): {}",
+            out.status,
+            tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+        ));
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("\"compiler-artifact\"") && l.contains("\"name\":\"compare\""))
+        .find_map(|l| l.split("\"executable\":\"").nth(1)?.split('"').next())
+        .map(PathBuf::from)
+        .ok_or_else(|| "cargo built no compare executable".to_string())
 }
 
 // ---------------------------------------------------------------- sample processes
 
-/// One sample to take: a cell, a backend, and what it needs.
+/// One sample to take: a cell, a row, and what it needs.
 #[derive(Debug, Clone)]
-struct Spec {
-    workload: Workload,
-    qd: usize,
-    backend: Backend,
-    seed: u64,
-    secs: f64,
-    warm_secs: f64,
-    /// The file read, or the bytes to write.
-    size: usize,
-    /// The file read, or the directory to write in.
-    path: PathBuf,
+pub struct Spec {
+    pub cell: Cell,
+    pub backend: Backend,
+    pub seed: u64,
+    pub secs: f64,
+    pub warm_secs: f64,
+    /// The cell's input: bytes, or files.
+    pub size: u64,
+    /// The file (or the directory of small files) read; empty for writes.
+    pub input: PathBuf,
+    /// A directory for written files.
+    pub scratch: PathBuf,
 }
 
 impl Spec {
     fn encode(&self) -> io::Result<String> {
-        let path = self
-            .path
-            .to_str()
-            .filter(|p| !p.contains('\n'))
-            .ok_or_else(|| io::Error::other(format!("unusable path {:?}", self.path)))?;
+        let path = |p: &Path| {
+            p.to_str()
+                .filter(|s| !s.contains('\n'))
+                .map(str::to_string)
+                .ok_or_else(|| io::Error::other(format!("unusable path {p:?}")))
+        };
         Ok(format!(
-            "workload={}\nqd={}\nbackend={}\nseed={}\nsecs={}\nwarm_secs={}\nsize={}\npath={path}",
-            self.workload.key(),
-            self.qd,
+            "workload={}\ncase={}\nqd={}\nbackend={}\nseed={}\nsecs={}\nwarm_secs={}\nsize={}\ninput={}\nscratch={}",
+            self.cell.workload.key(),
+            self.cell.case.key(),
+            self.cell.qd,
             self.backend.key(),
             self.seed,
             self.secs,
             self.warm_secs,
             self.size,
+            path(&self.input)?,
+            path(&self.scratch)?,
         ))
     }
 
     fn decode(s: &str) -> io::Result<Spec> {
-        let bad = || io::Error::new(io::ErrorKind::InvalidInput, format!("{SAMPLE_ENV}={s:?}"));
+        let bad = || invalid(format!("{SAMPLE_ENV}={s:?}"));
         let field = |k: &str| -> io::Result<&str> {
             s.lines()
                 .find_map(|l| l.strip_prefix(k)?.strip_prefix('='))
                 .ok_or_else(bad)
         };
         let num = |k: &str| -> io::Result<f64> { field(k)?.parse().map_err(|_| bad()) };
+        let int = |k: &str| -> io::Result<u64> { field(k)?.parse().map_err(|_| bad()) };
         Ok(Spec {
-            workload: Workload::from_key(field("workload")?).ok_or_else(bad)?,
-            qd: field("qd")?.parse().map_err(|_| bad())?,
+            cell: Cell {
+                workload: Workload::from_key(field("workload")?).ok_or_else(bad)?,
+                case: Case::from_key(field("case")?).ok_or_else(bad)?,
+                qd: int("qd")? as usize,
+            },
             backend: Backend::from_key(field("backend")?).ok_or_else(bad)?,
-            seed: field("seed")?.parse().map_err(|_| bad())?,
+            seed: int("seed")?,
             secs: num("secs")?,
             warm_secs: num("warm_secs")?,
-            size: field("size")?.parse().map_err(|_| bad())?,
-            path: PathBuf::from(field("path")?),
+            size: int("size")?,
+            input: PathBuf::from(field("input")?),
+            scratch: PathBuf::from(field("scratch")?),
         })
+    }
+
+    /// The row's name, for messages.
+    pub fn what(&self) -> String {
+        self.backend.name(self.cell)
     }
 }
 
-/// Set to 1 in a sample's process: every thread blocks the completion signal.
-const BLOCK_ENV: &str = "AIOFS_COMPARE_BLOCK";
+/// The variables through which aiofs reads its configuration from the
+/// environment: removed in sample processes, whose rows install theirs.
+const AIOFS_VARS: [&str; 5] = [
+    "AIOFS_NOTIFIER",
+    "AIOFS_SIGNAL",
+    "AIOFS_NOWAIT",
+    "AIOFS_LISTIO",
+    "AIOFS_READ_AHEAD",
+];
 
-/// Whether this sample's process blocks the completion signal in every thread.
-pub(crate) fn blocks_signal() -> bool {
-    std::env::var(BLOCK_ENV).as_deref() == Ok("1")
-}
-
-/// Runs one sample in a new process of the current executable, with the aiofs
-/// variant's environment, and reads its result.
-fn spawn_sample(spec: &Spec) -> io::Result<Sample> {
-    let mut cmd = Command::new(std::env::current_exe()?);
+/// Runs one sample in a new process of `exe` and reads its result.
+fn spawn_sample(spec: &Spec, exe: &Path) -> io::Result<Sample> {
+    let mut cmd = Command::new(exe);
     cmd.env(SAMPLE_ENV, spec.encode()?)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    match spec.backend {
-        Backend::AiofsPipe => cmd
-            .env("AIOFS_NOTIFIER", "pipe")
-            .env_remove("AIOFS_NOWAIT")
-            .env_remove(BLOCK_ENV),
-        Backend::AiofsSignal => cmd
-            .env("AIOFS_NOTIFIER", "signal")
-            .env_remove("AIOFS_NOWAIT")
-            .env_remove(BLOCK_ENV),
-        Backend::AiofsNowaitOff => cmd.env("AIOFS_NOTIFIER", "pipe").env("AIOFS_NOWAIT", "0"),
-        Backend::AiofsBlocked => cmd
-            .env("AIOFS_NOTIFIER", "pipe")
-            .env_remove("AIOFS_NOWAIT")
-            .env(BLOCK_ENV, "1"),
-        _ => &mut cmd,
-    };
+    for var in AIOFS_VARS {
+        cmd.env_remove(var);
+    }
     let out = cmd.output()?;
     let what = format!(
-        "{} QD{} / {}",
-        spec.workload.key(),
-        spec.qd,
-        spec.backend.name(spec.workload)
+        "{} {} QD{} / {}",
+        spec.cell.workload.key(),
+        spec.cell.case.key(),
+        spec.cell.qd,
+        spec.what()
     );
+    let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
         return Err(io::Error::other(format!(
             "{what}: the sample process failed ({}): {}",
             out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
+            stderr.trim()
         )));
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -910,25 +1022,26 @@ fn spawn_sample(spec: &Spec) -> io::Result<Sample> {
         .and_then(Sample::decode)
         .ok_or_else(|| {
             io::Error::other(format!(
-                "{what}: unexpected output from the sample process: {stdout:?} (stderr: {:?})",
-                String::from_utf8_lossy(&out.stderr)
+                "{what}: unexpected output from the sample process: {stdout:?} (stderr: {stderr:?})"
             ))
         })
 }
 
 /// In a sample process started by [`run`] (it has `AIOFS_COMPARE_SAMPLE` in
-/// its environment): takes the sample, prints its result line on stdout and
-/// returns `Some` (the caller's `main` should then return it). In any other
-/// process: `None`, at once. Call it first thing in `main`.
+/// its environment): installs the row's configuration, takes the sample,
+/// prints its result line on stdout and returns `Some` (the caller's `main`
+/// should then return it). In any other process: `None`, at once. Call it
+/// first thing in `main`.
 pub fn sample_process_main() -> Option<io::Result<()>> {
     let spec = std::env::var(SAMPLE_ENV).ok()?;
-    if blocks_signal()
-        && let Err(e) = aiofs::block_completion_signal()
-    {
-        return Some(Err(e));
-    }
     Some(Spec::decode(&spec).and_then(|spec| {
-        let s = samples::sample(&spec)?;
+        if let Some(row) = spec.backend.aiofs_row() {
+            (row.config)(Config::new()).install()?;
+            if row.block_signal {
+                aiofs::block_completion_signal()?;
+            }
+        }
+        let s = sample::take(&spec)?;
         println!("{SAMPLE_TAG} {}", s.encode());
         Ok(())
     }))
