@@ -1156,7 +1156,10 @@ async fn concurrent_syncs_of_one_file_share_one_fsync_per_round() {
             idle().await;
             let before = aiofs::stats();
             let mut first = Box::pin(file.sync_data());
-            assert!(futures::poll!(first.as_mut()).is_pending(), "the first sync runs");
+            assert!(
+                futures::poll!(first.as_mut()).is_pending(),
+                "the first sync runs"
+            );
             let mut joined: Vec<_> = (0..16).map(|_| Box::pin(file.sync_data())).collect();
             for sync in &mut joined {
                 // Joins the next round (it waits for the first, then syncs).

@@ -177,7 +177,10 @@ impl OpenFile {
     /// Opens `path` read-only (with `extra` flags) here and now if the path is
     /// in the kernel's lookup cache (no device or server wait); `Ok(None)`
     /// otherwise: open it on the blocking pool.
-    pub(crate) fn open_cached(path: &std::path::Path, extra: i32) -> io::Result<Option<Arc<OpenFile>>> {
+    pub(crate) fn open_cached(
+        path: &std::path::Path,
+        extra: i32,
+    ) -> io::Result<Option<Arc<OpenFile>>> {
         Ok(sysfd::open_cached(path, libc::O_RDONLY | extra)?.map(OpenFile::from_owned))
     }
 

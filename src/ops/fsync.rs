@@ -76,9 +76,8 @@ impl Future for Sync {
     }
 }
 
-type Round = futures::future::Shared<
-    Pin<Box<dyn Future<Output = Result<(), Arc<io::Error>>> + Send>>,
->;
+type Round =
+    futures::future::Shared<Pin<Box<dyn Future<Output = Result<(), Arc<io::Error>>> + Send>>>;
 
 /// Group commit: concurrent syncs of one file share one `aio_fsync`.
 ///

@@ -23,7 +23,7 @@ pub use fsync::Sync;
 pub use read::ReadAt;
 pub use write::WriteAt;
 pub(crate) use {
-    read::{read_exact_at, read_full_at, read_to_end_at},
+    read::{read_exact_at, read_to_end_at},
     write::write_all_at,
 };
 

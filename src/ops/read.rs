@@ -255,17 +255,6 @@ async fn fill_at<B: IoBufMut>(
     (Ok(filled), buf)
 }
 
-/// Reads until the buffer's capacity is filled or the file ends (no error then:
-/// the buffer's length says how much was read).
-pub(crate) async fn read_full_at<B: IoBufMut>(
-    file: Arc<OpenFile>,
-    buf: B,
-    pos: u64,
-) -> BufResult<(), B> {
-    let (res, buf) = fill_at(&file, buf, 0, pos).await;
-    (res.map(drop), buf)
-}
-
 /// `read_exact_at`: `UnexpectedEof` if the file ends before the buffer is full.
 pub(crate) async fn read_exact_at<B: IoBufMut>(
     file: Arc<OpenFile>,

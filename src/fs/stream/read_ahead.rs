@@ -280,14 +280,20 @@ impl ReadSide {
         });
     }
 
-    /// Keeps `window` reads in flight after `pos`, up to the end seen so far.
+    /// Keeps `window` reads in flight after `pos`, up to the end seen so far
+    /// and the file's size as the kernel knows it now (no read ahead of the
+    /// end: when the reader gets there, a fresh read looks for new data).
     fn top_up(&mut self, cx: &mut Context<'_>, file: &Arc<OpenFile>, pos: u64) {
         let mut next = match self.inflight.back() {
             Some(c) => c.pos + c.len as u64,
             None => (self.at + (self.data.len() - self.off) as u64).max(pos),
         };
+        if self.inflight.len() >= self.window {
+            return;
+        }
+        let size = file.size_hint();
         while self.inflight.len() < self.window {
-            if self.stop.is_some_and(|s| next >= s) {
+            if next >= size || self.stop.is_some_and(|s| next >= s) {
                 return;
             }
             let len = self.chunk;
