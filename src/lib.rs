@@ -78,7 +78,7 @@ mod fs;
 pub mod ops;
 mod sys;
 
-pub use driver::{Config, Notifier, Stats, block_completion_signal, stats};
+pub use driver::{Config, Notifier, Stats, block_completion_signal, prepare_runtime, stats};
 pub use fs::{Batch, File, OpenOptions, copy, read, read_to_string, write};
 pub use fs::{
     DirBuilder, DirEntry, ReadDir, canonicalize, create_dir, create_dir_all, hard_link, metadata,

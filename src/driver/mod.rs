@@ -25,7 +25,7 @@ use std::task::{Poll, Waker};
 
 pub use config::{Config, Notifier};
 pub(crate) use config::{DEFAULT_READ_AHEAD, MAX_READ_AHEAD, Settings};
-pub use notify::block_completion_signal;
+pub use notify::{block_completion_signal, prepare_runtime};
 pub(crate) use slots::{Group, Release, Token};
 pub use stats::{Stats, stats};
 pub(crate) use table::is_outcome_unknown;

@@ -23,7 +23,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
 pub(super) use listen::{Kind, Listeners};
-pub use pipe::block_completion_signal;
+pub use pipe::{block_completion_signal, prepare_runtime};
 #[cfg(any(target_os = "linux", target_os = "android"))]
 use pipe::{drain_signalfd, signalfd, signalfd_raw};
 

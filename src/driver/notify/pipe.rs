@@ -150,3 +150,51 @@ pub fn block_completion_signal() -> io::Result<()> {
         ))
     }
 }
+
+/// Sets up a Tokio runtime builder so that completions never interrupt a
+/// thread: blocks aiofs's completion signal in the calling thread and, through
+/// `on_thread_start`, in every thread the runtime starts (see
+/// [`block_completion_signal`]). Completions are then read from a `signalfd`
+/// by the runtime's own reactor, many per read.
+///
+/// Call it on the thread that builds the runtime (usually `main`), before
+/// starting other threads, which inherit its mask. It sets the builder's
+/// `on_thread_start`: if you need your own, call [`block_completion_signal`]
+/// from it instead. It is in effect when [`Stats::signalfd_signals`] grows
+/// and [`Stats::signals`] only by as much: no signal then runs the action.
+///
+/// [`Stats::signalfd_signals`]: crate::Stats::signalfd_signals
+/// [`Stats::signals`]: crate::Stats::signals
+///
+/// # Errors
+///
+/// Those of [`block_completion_signal`] (on the calling thread); the builder
+/// is left unchanged then.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> std::io::Result<()> {
+/// let mut builder = tokio::runtime::Builder::new_multi_thread();
+/// if let Err(e) = aiofs::prepare_runtime(&mut builder) {
+///     eprintln!("completions keep taking the signal action: {e}");
+/// }
+/// let rt = builder.enable_all().build()?;
+/// rt.block_on(async {
+///     let file = aiofs::File::from_std(tempfile::tempfile()?);
+///     let (res, _) = file.write_at(b"hello".to_vec(), 0).await;
+///     res.map(drop)
+/// })?;
+/// # Ok(())
+/// # }
+/// ```
+pub fn prepare_runtime(
+    builder: &mut tokio::runtime::Builder,
+) -> io::Result<&mut tokio::runtime::Builder> {
+    block_completion_signal()?;
+    Ok(builder.on_thread_start(|| {
+        // It worked on the building thread: it works here (same number,
+        // signalfd already open).
+        let _ = block_completion_signal();
+    }))
+}
