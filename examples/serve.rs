@@ -77,7 +77,12 @@ const USAGE: &str = "usage: serve [--root DIR] [--addr IP:PORT] [--log]
   --log            print one line per request";
 
 fn main() -> ExitCode {
-    let options = match Options::from_args(std::env::args().skip(1)) {
+    main_with_args(std::env::args().skip(1))
+}
+
+/// All of `main`, for a test to run in a child process of its own.
+pub fn main_with_args(args: impl IntoIterator<Item = String>) -> ExitCode {
+    let options = match Options::from_args(args) {
         Ok(Some(options)) => options,
         Ok(None) => {
             println!("{USAGE}");
