@@ -648,6 +648,48 @@ fn rss() -> usize {
 }
 
 #[test]
+fn range_headers_parse_like_rfc_9110() {
+    let part = |start, end| serve::Range::Part { start, end };
+    assert_eq!(serve::parse_range("bytes=0-9", 100), part(0, 10));
+    assert_eq!(serve::parse_range("bytes=90-200", 100), part(90, 100));
+    assert_eq!(serve::parse_range("bytes=10-", 100), part(10, 100));
+    assert_eq!(serve::parse_range("bytes=-10", 100), part(90, 100));
+    assert_eq!(serve::parse_range("bytes=-1000", 100), part(0, 100));
+    assert_eq!(
+        serve::parse_range("bytes=100-", 100),
+        serve::Range::Unsatisfiable
+    );
+    assert_eq!(
+        serve::parse_range("bytes=-0", 100),
+        serve::Range::Unsatisfiable
+    );
+    assert_eq!(
+        serve::parse_range("bytes=-5", 0),
+        serve::Range::Unsatisfiable
+    );
+    assert_eq!(serve::parse_range("bytes=0-1,3-4", 100), serve::Range::Full);
+    assert_eq!(serve::parse_range("bytes=5-2", 100), serve::Range::Full);
+    assert_eq!(serve::parse_range("bytes=+5-", 100), serve::Range::Full);
+    assert_eq!(serve::parse_range("items=0-1", 100), serve::Range::Full);
+}
+
+#[test]
+fn request_paths_map_under_the_root_or_are_refused() {
+    assert_eq!(
+        serve::relative_path("/a/b.txt"),
+        Some(PathBuf::from("a/b.txt"))
+    );
+    assert_eq!(serve::relative_path("//a/./b"), Some(PathBuf::from("a/b")));
+    assert_eq!(serve::relative_path("/a%20b"), Some(PathBuf::from("a b")));
+    assert_eq!(serve::relative_path("/"), Some(PathBuf::new()));
+    assert_eq!(serve::relative_path("/../etc/passwd"), None);
+    assert_eq!(serve::relative_path("/a/%2e%2E/b"), None);
+    assert_eq!(serve::relative_path("/%2Fetc%2Fpasswd"), None);
+    assert_eq!(serve::relative_path("/a%00b"), None);
+    assert_eq!(serve::relative_path("*"), None);
+}
+
+#[test]
 fn command_line() {
     let args = |s: &str| s.split_whitespace().map(String::from).collect::<Vec<_>>();
     let options = serve::Options::from_args(args("--root /srv --addr 127.0.0.1:0 --log"))
