@@ -25,12 +25,17 @@
 //!   flight per response, and a read is started only when hyper asks for
 //!   more of the body, that is when the socket has taken what came before.
 //!   A 10 GiB file costs the same memory as a 1 MiB one.
-//! - Opening a file and reading its metadata have no AIO form: the path
-//!   checks, `open` and `fstat` run together as one call on Tokio's blocking
-//!   pool (one thread hop per request).
+//! - Opening a file has no AIO form. The server does what aiofs does for
+//!   reads: on Linux it first tries `openat2(RESOLVE_CACHED)`, which opens
+//!   the file only if the kernel can resolve the path from its caches, with
+//!   no I/O, so it runs on the runtime's thread like a cached read; only a
+//!   lookup that needs the disk goes to Tokio's blocking pool. A cached small
+//!   file is thus served with no thread hop at all.
 //!
 //! Requests that try to leave the root (`..`, percent-encoded `..` or `/`,
-//! symlinks that resolve outside it) get 403 or 404. A file that shrinks
+//! symlinks that resolve outside it) get 403 or 404. On Linux the kernel
+//! enforces it (`openat2(RESOLVE_BENEATH)`): symlinks are followed only
+//! while they stay beneath the root, and absolute ones not at all. A file that shrinks
 //! while it is sent ends its response early: the connection is closed
 //! before the promised `Content-Length`, which tells the client the body is
 //! incomplete.
@@ -178,8 +183,7 @@ impl Options {
 /// The file server: a root directory and whether to log requests.
 #[derive(Debug)]
 pub struct Server {
-    /// Canonical (absolute, no symlinks): every file served must be under it.
-    root: PathBuf,
+    root: Arc<Root>,
     log: bool,
 }
 
@@ -190,19 +194,28 @@ impl Server {
     ///
     /// Those of `canonicalize` (e.g. `NotFound`), or `NotADirectory`.
     pub fn new(root: &Path, log: bool) -> io::Result<Arc<Server>> {
-        let root = root.canonicalize()?;
-        if !root.is_dir() {
+        Server::with_openat2(root, log, cfg!(target_os = "linux"))
+    }
+
+    /// As [`Server::new`], without `openat2` if `openat2` is false: paths
+    /// are then checked with `canonicalize`, as on systems other than Linux
+    /// (for the tests of that path).
+    pub fn with_openat2(root: &Path, log: bool, openat2: bool) -> io::Result<Arc<Server>> {
+        let path = root.canonicalize()?;
+        let dir = std::fs::File::open(&path)?;
+        if !dir.metadata()?.is_dir() {
             return Err(io::Error::new(
                 io::ErrorKind::NotADirectory,
-                format!("{} is not a directory", root.display()),
+                format!("{} is not a directory", path.display()),
             ));
         }
+        let root = Arc::new(Root { path, dir, openat2 });
         Ok(Arc::new(Server { root, log }))
     }
 
     /// The directory served, canonical.
     pub fn root(&self) -> &Path {
-        &self.root
+        &self.root.path
     }
 
     /// Accepts connections and serves each on its own task, until accepting
@@ -293,12 +306,19 @@ impl Server {
             return Ok(plain(StatusCode::FORBIDDEN));
         };
 
-        // Path checks, open and fstat: one trip to the blocking pool.
-        let root = self.root.clone();
-        let opened = tokio::task::spawn_blocking(move || open_under(&root, &relative))
-            .await
-            .map_err(io::Error::other)??;
-        let Some(Opened { file, meta, name }) = opened else {
+        // Open and fstat here if the kernel can resolve the path from its
+        // caches (no I/O: like a read the page cache holds), else on the
+        // blocking pool.
+        let opened = match open_under(&self.root, &relative, Lookup::CachedOnly) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let root = Arc::clone(&self.root);
+                tokio::task::spawn_blocking(move || open_under(&root, &relative, Lookup::Any))
+                    .await
+                    .map_err(io::Error::other)?
+            }
+            opened => opened,
+        };
+        let Some(Opened { file, meta, name }) = opened? else {
             return Ok(plain(StatusCode::NOT_FOUND));
         };
 
@@ -386,6 +406,17 @@ fn stream_range(file: aiofs::File, start: u64, end: u64, name: PathBuf) -> Body 
     BoxBody::new(StreamBody::new(reads))
 }
 
+/// The directory served.
+#[derive(Debug)]
+struct Root {
+    /// Canonical (absolute, no symlinks): every file served is under it.
+    path: PathBuf,
+    /// Open, for `openat2` to resolve paths beneath it.
+    dir: std::fs::File,
+    /// Whether to try `openat2` (Linux).
+    openat2: bool,
+}
+
 /// The file a request names, opened, with its metadata.
 #[derive(Debug)]
 struct Opened {
@@ -395,13 +426,22 @@ struct Opened {
     name: PathBuf,
 }
 
-/// Opens the regular file at `root/relative` (or its `index.html` if it is a
-/// directory), or `None` if there is nothing to serve there: a path that
-/// resolves outside `root`, a directory without `index.html`, a device, a
-/// FIFO or a socket. Blocking: call it on the blocking pool.
-fn open_under(root: &Path, relative: &Path) -> io::Result<Option<Opened>> {
-    let name = root.join(relative);
-    let Some(opened) = open_inside(root, name)? else {
+/// How far a path lookup may go to find a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lookup {
+    /// Only through the kernel's caches: fails with `WouldBlock` if the
+    /// lookup would need I/O, so it may run on a runtime thread.
+    CachedOnly,
+    /// Whatever it takes: run it on the blocking pool.
+    Any,
+}
+
+/// Opens the regular file at `relative` under the root (or its `index.html`
+/// if it is a directory), or `None` if there is nothing to serve there: a
+/// path that leaves the root (through a symlink), a directory without
+/// `index.html`, a device, a FIFO or a socket.
+fn open_under(root: &Root, relative: &Path, lookup: Lookup) -> io::Result<Option<Opened>> {
+    let Some(opened) = open_beneath(root, relative, lookup)? else {
         return Ok(None);
     };
     if opened.meta.is_file() {
@@ -410,30 +450,113 @@ fn open_under(root: &Path, relative: &Path) -> io::Result<Option<Opened>> {
     if !opened.meta.is_dir() {
         return Ok(None);
     }
-    match open_inside(root, opened.name.join("index.html"))? {
+    match open_beneath(root, &relative.join("index.html"), lookup)? {
         Some(index) if index.meta.is_file() => Ok(Some(index)),
         _ => Ok(None),
     }
 }
 
-/// Opens `name` if it resolves (symlinks followed) to a path under `root`.
+/// Opens `relative` under the root, following symlinks only while they stay
+/// beneath it; `None` if one leads out.
 ///
-/// A symlink swapped in between the check and the `open` could still lead
-/// out; Linux's `openat2(RESOLVE_BENEATH)` closes that window, at the price
-/// of a raw system call.
-fn open_inside(root: &Path, name: PathBuf) -> io::Result<Option<Opened>> {
-    let real = name.canonicalize()?;
-    if !real.starts_with(root) {
+/// On Linux this is one `openat2` call with `RESOLVE_BENEATH`, so no symlink
+/// swapped in meanwhile can lead out, and with `RESOLVE_CACHED` for
+/// [`Lookup::CachedOnly`]. Elsewhere (or before Linux 5.6) the path is
+/// checked with `canonicalize` first, on the blocking pool.
+fn open_beneath(root: &Root, relative: &Path, lookup: Lookup) -> io::Result<Option<Opened>> {
+    #[cfg(target_os = "linux")]
+    match openat2::open(&root.dir, relative, lookup == Lookup::CachedOnly) {
+        _ if !root.openat2 => {}
+        Ok(file) => {
+            let meta = file.metadata()?;
+            let name = relative.to_path_buf();
+            return Ok(Some(Opened { file, meta, name }));
+        }
+        // EXDEV: a symlink led out; ELOOP: too many, or a /proc magic link.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EXDEV | libc::ELOOP)) => {
+            return Ok(None);
+        }
+        Err(e) if e.raw_os_error() != Some(libc::ENOSYS) => return Err(e),
+        Err(_) => {} // Linux before 5.6 (5.12 for RESOLVE_CACHED)
+    }
+    if lookup == Lookup::CachedOnly {
+        return Err(io::ErrorKind::WouldBlock.into());
+    }
+    let real = root.path.join(relative).canonicalize()?;
+    if !real.starts_with(&root.path) {
         return Ok(None);
     }
     let file = std::fs::OpenOptions::new()
         .read(true)
-        // A FIFO would block `open` until a writer comes; this returns at once,
-        // and `fstat` then shows it is no regular file.
+        // A FIFO would block `open` until a writer comes; this returns at
+        // once, and `fstat` then shows it is no regular file.
         .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
         .open(&real)?;
     let meta = file.metadata()?;
+    let name = relative.to_path_buf();
     Ok(Some(Opened { file, meta, name }))
+}
+
+/// `openat2(2)`, which the libc crate declares no function for.
+#[cfg(target_os = "linux")]
+mod openat2 {
+    use std::ffi::CString;
+    use std::io;
+    use std::os::fd::{AsRawFd as _, FromRawFd as _};
+    use std::os::unix::ffi::OsStrExt as _;
+    use std::path::Path;
+
+    /// `struct open_how` of `linux/openat2.h`.
+    #[repr(C)]
+    struct OpenHow {
+        flags: u64,
+        mode: u64,
+        resolve: u64,
+    }
+
+    /// Opens `relative` (read-only, non-blocking: a FIFO does not wait for a
+    /// writer) beneath `dir`: `EXDEV` if resolving it would leave `dir`,
+    /// `ELOOP` for a magic link; with `cached_only`, `EAGAIN` (`WouldBlock`)
+    /// if resolving it would need I/O.
+    pub(super) fn open(
+        dir: &std::fs::File,
+        relative: &Path,
+        cached_only: bool,
+    ) -> io::Result<std::fs::File> {
+        let relative = if relative.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            relative
+        };
+        let path = CString::new(relative.as_os_str().as_bytes())
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidFilename))?;
+        let mut resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
+        if cached_only {
+            resolve |= libc::RESOLVE_CACHED;
+        }
+        let how = OpenHow {
+            flags: (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK) as u64,
+            mode: 0,
+            resolve,
+        };
+        // SAFETY: `path` is NUL-terminated and `how` is a valid `open_how` of
+        // the size passed; both outlive the call, which keeps no pointer.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dir.as_raw_fd(),
+                path.as_ptr(),
+                &how as *const OpenHow,
+                std::mem::size_of::<OpenHow>(),
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let fd = i32::try_from(fd).map_err(io::Error::other)?;
+        // SAFETY: `openat2` returned a new descriptor, which nothing else owns.
+        Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+    }
 }
 
 /// The request path as a relative path, or `None` if it tries to climb out:

@@ -64,10 +64,16 @@ impl Got {
 impl Fixture {
     /// Starts a server on a fresh temporary root (with nothing in it yet).
     async fn start() -> Fixture {
+        Fixture::start_with(true).await
+    }
+
+    /// With `openat2` false, the server checks paths with `canonicalize`, as
+    /// it does on systems other than Linux.
+    async fn start_with(openat2: bool) -> Fixture {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path().join("root");
         std::fs::create_dir(&root).expect("mkdir root");
-        let server = serve::Server::new(&root, false).expect("Server::new");
+        let server = serve::Server::with_openat2(&root, false, openat2).expect("Server::new");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -365,94 +371,108 @@ fn head_has_the_headers_of_get_and_no_body() {
 
 #[test]
 fn traversal_attempts_never_leave_the_root() {
-    run(|| async {
-        let f = Fixture::start().await;
-        f.file("ok.txt", 10);
-        // Beside the root: a secret file and a directory holding another.
-        let secret = b"the secret outside the root";
-        std::fs::write(f.dir.path().join("secret.txt"), secret).expect("write");
-        std::fs::create_dir(f.dir.path().join("private")).expect("mkdir");
-        std::fs::write(f.dir.path().join("private/key.txt"), secret).expect("write");
-        std::os::unix::fs::symlink("../secret.txt", f.root.join("link.txt")).expect("symlink");
-        std::os::unix::fs::symlink(f.dir.path().join("private"), f.root.join("private"))
-            .expect("symlink");
-        std::os::unix::fs::symlink("/etc/passwd", f.root.join("passwd")).expect("symlink");
-        // A symlink that stays inside is fine.
-        std::os::unix::fs::symlink("ok.txt", f.root.join("alias.txt")).expect("symlink");
+    run(|| traversal_attempts(true));
+}
 
-        let root_name = f
-            .root
-            .file_name()
-            .and_then(|n| n.to_str())
-            .expect("root name");
-        let attempts = [
-            "/../secret.txt".to_owned(),
-            format!("/../{root_name}/../secret.txt"),
-            "/%2e%2e/secret.txt".into(),
-            "/%2E%2E/%2e%2e/%2e%2e/%2e%2e/etc/passwd".into(),
-            "/.%2e/secret.txt".into(),
-            "/%2e%2e%2fsecret.txt".into(),
-            "/..%2f..%2fetc%2fpasswd".into(),
-            "/%2fetc%2fpasswd".into(),
-            "//etc/passwd".into(),
-            format!("/{}", f.dir.path().join("secret.txt").display()),
-            "/link.txt".into(),
-            "/private/key.txt".into(),
-            "/passwd".into(),
-            "/ok.txt%00.png".into(),
-        ];
-        for path in &attempts {
-            for method in [Method::GET, Method::HEAD] {
-                let got = f.request(method.clone(), path, &[]).await;
-                assert!(
-                    matches!(got.status, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND),
-                    "{method} {path}: {}",
-                    got.status
-                );
-                let body = String::from_utf8_lossy(&got.body);
-                assert!(
-                    !body.contains("secret") && !body.contains("root:"),
-                    "{path}: {body}"
-                );
-            }
+#[test]
+fn traversal_attempts_never_leave_the_root_without_openat2() {
+    run(|| traversal_attempts(false));
+}
+
+#[test]
+fn missing_files_and_directories_without_openat2() {
+    run(|| missing_files_and_directories_with(false));
+}
+
+async fn traversal_attempts(openat2: bool) {
+    let f = Fixture::start_with(openat2).await;
+    f.file("ok.txt", 10);
+    // Beside the root: a secret file and a directory holding another.
+    let secret = b"the secret outside the root";
+    std::fs::write(f.dir.path().join("secret.txt"), secret).expect("write");
+    std::fs::create_dir(f.dir.path().join("private")).expect("mkdir");
+    std::fs::write(f.dir.path().join("private/key.txt"), secret).expect("write");
+    std::os::unix::fs::symlink("../secret.txt", f.root.join("link.txt")).expect("symlink");
+    std::os::unix::fs::symlink(f.dir.path().join("private"), f.root.join("private"))
+        .expect("symlink");
+    std::os::unix::fs::symlink("/etc/passwd", f.root.join("passwd")).expect("symlink");
+    // A symlink that stays inside is fine.
+    std::os::unix::fs::symlink("ok.txt", f.root.join("alias.txt")).expect("symlink");
+
+    let root_name = f
+        .root
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("root name");
+    let attempts = [
+        "/../secret.txt".to_owned(),
+        format!("/../{root_name}/../secret.txt"),
+        "/%2e%2e/secret.txt".into(),
+        "/%2E%2E/%2e%2e/%2e%2e/%2e%2e/etc/passwd".into(),
+        "/.%2e/secret.txt".into(),
+        "/%2e%2e%2fsecret.txt".into(),
+        "/..%2f..%2fetc%2fpasswd".into(),
+        "/%2fetc%2fpasswd".into(),
+        "//etc/passwd".into(),
+        format!("/{}", f.dir.path().join("secret.txt").display()),
+        "/link.txt".into(),
+        "/private/key.txt".into(),
+        "/passwd".into(),
+        "/ok.txt%00.png".into(),
+    ];
+    for path in &attempts {
+        for method in [Method::GET, Method::HEAD] {
+            let got = f.request(method.clone(), path, &[]).await;
+            assert!(
+                matches!(got.status, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND),
+                "{method} {path}: {}",
+                got.status
+            );
+            let body = String::from_utf8_lossy(&got.body);
+            assert!(
+                !body.contains("secret") && !body.contains("root:"),
+                "{path}: {body}"
+            );
         }
-        let got = f.get("/alias.txt", &[]).await;
-        assert_eq!(got.status, StatusCode::OK, "a symlink inside the root");
-        assert_eq!(got.body.len(), 10);
-    });
+    }
+    let got = f.get("/alias.txt", &[]).await;
+    assert_eq!(got.status, StatusCode::OK, "a symlink inside the root");
+    assert_eq!(got.body.len(), 10);
 }
 
 #[test]
 fn missing_files_and_directories() {
-    run(|| async {
-        let f = Fixture::start().await;
-        f.file("a.txt", 5);
-        std::fs::create_dir(f.root.join("empty")).expect("mkdir");
-        let index = f.file("site/index.html", 100);
-        for path in [
-            "/missing",
-            "/missing/deeper.txt",
-            "/a.txt/below",
-            "/empty",
-            "/empty/",
-            "/",
-        ] {
-            let got = f.get(path, &[]).await;
-            assert_eq!(got.status, StatusCode::NOT_FOUND, "{path}");
-        }
-        for path in ["/site", "/site/", "/site/index.html"] {
-            let got = f.get(path, &[]).await;
-            assert_eq!(got.status, StatusCode::OK, "{path}");
-            assert_eq!(got.header(header::CONTENT_TYPE), "text/html", "{path}");
-            assert_body(&got, &index, path);
-        }
-        // A FIFO is no file to serve (and opening it must not block).
-        let fifo = f.root.join("fifo");
-        let c = std::ffi::CString::new(fifo.to_str().expect("utf-8")).expect("no NUL");
-        // SAFETY: a NUL-terminated path; mkfifo touches nothing else.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "mkfifo");
-        assert_eq!(f.get("/fifo", &[]).await.status, StatusCode::NOT_FOUND);
-    });
+    run(|| missing_files_and_directories_with(true));
+}
+
+async fn missing_files_and_directories_with(openat2: bool) {
+    let f = Fixture::start_with(openat2).await;
+    f.file("a.txt", 5);
+    std::fs::create_dir(f.root.join("empty")).expect("mkdir");
+    let index = f.file("site/index.html", 100);
+    for path in [
+        "/missing",
+        "/missing/deeper.txt",
+        "/a.txt/below",
+        "/empty",
+        "/empty/",
+        "/",
+    ] {
+        let got = f.get(path, &[]).await;
+        assert_eq!(got.status, StatusCode::NOT_FOUND, "{path}");
+    }
+    for path in ["/site", "/site/", "/site/index.html"] {
+        let got = f.get(path, &[]).await;
+        assert_eq!(got.status, StatusCode::OK, "{path}");
+        assert_eq!(got.header(header::CONTENT_TYPE), "text/html", "{path}");
+        assert_body(&got, &index, path);
+    }
+    // A FIFO is no file to serve (and opening it must not block).
+    let fifo = f.root.join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().expect("utf-8")).expect("no NUL");
+    // SAFETY: a NUL-terminated path; mkfifo touches nothing else.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "mkfifo");
+    assert_eq!(f.get("/fifo", &[]).await.status, StatusCode::NOT_FOUND);
 }
 
 #[test]
