@@ -40,12 +40,18 @@
 //! at the time limit). Large files are shared by the concurrent downloads of
 //! a cold run (the first reader brings the pages in), as a popular file is.
 //!
-//! **Figures** per run: requests completed per second; MB/s (10^6 bytes) of
-//! body received (whole or not: a download cut by the end of the run counts
-//! what arrived); p50/p99 latency, from sending the request to the last byte
-//! of the body; the server process's CPU time (user + system, every thread,
-//! `getrusage` in the server) and context switches per request. Each figure
-//! is the median over the runs; the servers alternate first place run by run.
+//! **Figures** per run: requests completed per second (for large files,
+//! downloads counted by their bytes, half a file as half a request: at 128
+//! connections few 64 MiB downloads finish within a run); MB/s (10^6 bytes)
+//! of body received (whole or not: a download cut by the end of the run
+//! counts what arrived); p50/p99 latency of the requests that finished, from
+//! sending the request to the last byte of the body; the server process's
+//! CPU time (user + system, every thread, `getrusage` in the server) and
+//! context switches per request; for aiofs, its reads per request that went
+//! to POSIX AIO and that the page cache served (`aiofs::stats()` in the
+//! server). Each figure is the median over the runs; the servers alternate
+//! first place run by run. Each run also prints (on stderr) the server's and
+//! the client's CPU per request.
 //! `other%` is the CPU time neither the client nor the server used during the
 //! run (other programs, kernel threads, steal) as a share of all CPUs: these
 //! 2-CPU machines are shared, and a warning is printed past 10%.
@@ -54,7 +60,6 @@
 //! latency, uses more). The targets: at least ServeDir's req/s and MB/s in
 //! every row, and ≥ 2× its req/s on cached small files.
 
-#[allow(dead_code)]
 mod common;
 #[path = "../examples/serve.rs"]
 #[allow(dead_code)]
@@ -174,7 +179,12 @@ fn server_main(args: &[String]) -> Result<()> {
             match line.as_deref() {
                 Ok("usage") => {
                     let u = common::usage();
-                    println!("usage {} {} {}", u.cpu_us, u.csw, u.minflt);
+                    // aiofs's counters (all zero in the ServeDir server).
+                    let a = aiofs::stats();
+                    println!(
+                        "usage {} {} {} {} {}",
+                        u.cpu_us, u.csw, u.minflt, a.submitted, a.nowait_reads
+                    );
                 }
                 Ok(_) => {}
                 Err(_) => break,
@@ -270,18 +280,40 @@ impl ServerProcess {
             .map_err(|e| format!("{} server: no answer ({e})", self.kind.name()).into())
     }
 
-    /// The server process's CPU time (µs) and context switches so far.
-    fn usage(&mut self) -> Result<(f64, f64)> {
+    /// The server process's CPU time (µs), context switches, and aiofs's
+    /// AIO submissions and page-cache reads, so far.
+    fn usage(&mut self) -> Result<Usage> {
         let stdin = self.child.stdin.as_mut().ok_or("no stdin")?;
         writeln!(stdin, "usage")?;
         stdin.flush()?;
         let line = self.line()?;
-        let mut fields = line.split_whitespace().skip(1).map(str::parse::<f64>);
-        match (fields.next(), fields.next()) {
-            (Some(Ok(cpu)), Some(Ok(csw))) => Ok((cpu, csw)),
+        let fields: Vec<f64> = line
+            .split_whitespace()
+            .skip(1)
+            .map(str::parse::<f64>)
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| format!("bad usage line {line:?}: {e}"))?;
+        match fields[..] {
+            [cpu_us, csw, _minflt, aio, nowait] => Ok(Usage {
+                cpu_us,
+                csw,
+                aio,
+                nowait,
+            }),
             _ => Err(format!("bad usage line {line:?}").into()),
         }
     }
+}
+
+/// What a server process reports of itself.
+#[derive(Debug, Clone, Copy)]
+struct Usage {
+    cpu_us: f64,
+    csw: f64,
+    /// Requests aiofs submitted to POSIX AIO.
+    aio: f64,
+    /// Reads aiofs served from the page cache (`RWF_NOWAIT`).
+    nowait: f64,
 }
 
 impl Drop for ServerProcess {
@@ -426,6 +458,9 @@ struct Sample {
     p99_ms: f64,
     cpu_us_per_req: f64,
     csw_per_req: f64,
+    /// aiofs reads through POSIX AIO, and from the page cache, per request.
+    aio_per_req: f64,
+    nowait_per_req: f64,
     other: f64,
 }
 
@@ -652,7 +687,7 @@ fn measure(
         Cache::Cached => warm(files)?,
         Cache::Cold => evict(files)?,
     }
-    let (cpu0, csw0) = server.usage()?;
+    let u0 = server.usage()?;
     let busy0 = common::machine_busy_us();
     let me0 = common::usage();
     let (secs, bytes, mut latencies) = client.block_on(load(
@@ -664,21 +699,38 @@ fn measure(
     ))?;
     let me = common::usage();
     let busy = common::machine_busy_us();
-    let (cpu1, csw1) = server.usage()?;
+    let u1 = server.usage()?;
     latencies.sort_unstable();
     let requests = latencies.len() as f64;
-    let server_cpu = cpu1 - cpu0;
+    let server_cpu = u1.cpu_us - u0.cpu_us;
+    let client_cpu = me.cpu_us - me0.cpu_us;
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let other = busy0.zip(busy).map_or(0.0, |(b0, b1)| {
-        ((b1 - b0 - server_cpu - (me.cpu_us - me0.cpu_us)) / (secs * 1e6 * cpus)).max(0.0)
+        ((b1 - b0 - server_cpu - client_cpu) / (secs * 1e6 * cpus)).max(0.0)
     });
+    // A large-file run counts downloads by their bytes (half a file = half a
+    // request): at 128 connections few 64 MiB downloads finish within a run.
+    let requests = match set {
+        Set::Small => requests,
+        Set::Large => bytes as f64 / p.large_size as f64,
+    };
+    let rps = requests / secs;
+    eprintln!(
+        "  {} run {run}: {} req/s, server {:.0} / client {:.0} CPU µs per request",
+        server.kind.name(),
+        fmt_rate(rps),
+        server_cpu / requests,
+        client_cpu / requests
+    );
     Ok(Sample {
-        rps: requests / secs,
+        rps,
         mbps: bytes as f64 / secs / 1e6,
         p50_ms: percentile_ms(&latencies, 0.50),
         p99_ms: percentile_ms(&latencies, 0.99),
         cpu_us_per_req: server_cpu / requests,
-        csw_per_req: (csw1 - csw0) / requests,
+        csw_per_req: (u1.csw - u0.csw) / requests,
+        aio_per_req: (u1.aio - u0.aio) / requests,
+        nowait_per_req: (u1.nowait - u0.nowait) / requests,
         other,
     })
 }
@@ -692,6 +744,8 @@ fn medians(samples: &[Sample]) -> Sample {
         p99_ms: m(|s| s.p99_ms),
         cpu_us_per_req: m(|s| s.cpu_us_per_req),
         csw_per_req: m(|s| s.csw_per_req),
+        aio_per_req: m(|s| s.aio_per_req),
+        nowait_per_req: m(|s| s.nowait_per_req),
         other: samples.iter().map(|s| s.other).fold(0.0, f64::max),
     }
 }
@@ -720,7 +774,7 @@ impl Row {
     fn line(&self) -> String {
         let (a, s) = (&self.aiofs, &self.servedir);
         format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} / {} | {} / {} | {:.0} | {:.0} | {:.1} | {:.1} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} / {} | {} / {} | {:.0} | {:.0} | {:.1} | {:.1} | {} / {} | {} |",
             self.label(),
             fmt_rate(a.rps),
             fmt_rate(s.rps),
@@ -736,6 +790,8 @@ impl Row {
             s.cpu_us_per_req,
             a.csw_per_req,
             s.csw_per_req,
+            fmt_count(a.aio_per_req),
+            fmt_count(a.nowait_per_req),
             fmt_pct(Some(a.other.max(s.other))),
         )
     }
@@ -773,6 +829,16 @@ fn ratio(a: f64, b: f64) -> String {
     common::fmt_ratio(common::ratio(a, b))
 }
 
+fn fmt_count(x: f64) -> String {
+    if !x.is_finite() {
+        "-".into()
+    } else if x >= 10.0 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.2}")
+    }
+}
+
 fn fmt_ms(ms: f64) -> String {
     if !ms.is_finite() {
         "-".into()
@@ -796,9 +862,9 @@ fn print_table(p: &Params, rows: &[Row], took: Duration) {
     );
     println!();
     println!(
-        "| files, cache, conns | aiofs req/s | ServeDir req/s | ratio | aiofs MB/s | ServeDir MB/s | ratio | aiofs p50 / p99 ms | ServeDir p50 / p99 ms | aiofs CPU µs/req | ServeDir CPU µs/req | aiofs csw/req | ServeDir csw/req | other% |"
+        "| files, cache, conns | aiofs req/s | ServeDir req/s | ratio | aiofs MB/s | ServeDir MB/s | ratio | aiofs p50 / p99 ms | ServeDir p50 / p99 ms | aiofs CPU µs/req | ServeDir CPU µs/req | aiofs csw/req | ServeDir csw/req | aiofs AIO / cache reads per req | other% |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for row in rows {
         println!("{}", row.line());
     }
