@@ -35,13 +35,18 @@
 //! Requests that try to leave the root (`..`, percent-encoded `..` or `/`,
 //! symlinks that resolve outside it) get 403 or 404. On Linux the kernel
 //! enforces it (`openat2(RESOLVE_BENEATH)`): symlinks are followed only
-//! while they stay beneath the root, and absolute ones not at all. A file that shrinks
-//! while it is sent ends its response early: the connection is closed
-//! before the promised `Content-Length`, which tells the client the body is
-//! incomplete.
+//! while they stay beneath the root, and absolute ones not at all. A
+//! directory is served as its `index.html` (without a redirect to the path
+//! with a trailing `/`), or 404 without one. A file that shrinks while it is
+//! sent ends its response early: the connection is closed before the
+//! promised `Content-Length`, which tells the client the body is incomplete.
+//! An error that is not the client's (say, `EIO`) is a 500, printed on
+//! stderr.
 //!
-//! `tests/serve.rs` and `benches/serve.rs` include this file as a module and
-//! use [`Server`] and [`runtime`].
+//! `tests/serve.rs` and `benches/serve.rs` include this file as a module:
+//! the tests start [`Server`]s in their own process and run
+//! [`main_with_args`] in a child process; the bench runs `main_with_args` in
+//! a server process of its own.
 
 use std::borrow::Cow;
 use std::convert::Infallible;
@@ -131,7 +136,7 @@ fn run(options: Options) -> io::Result<()> {
 /// # Errors
 ///
 /// Those of `tokio::runtime::Builder::build`.
-pub fn runtime() -> io::Result<tokio::runtime::Runtime> {
+fn runtime() -> io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .on_thread_start(|| {
@@ -336,13 +341,7 @@ impl Server {
             return Ok(response);
         }
 
-        let mime = mime_guess::from_path(&name).first_raw();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(mime.unwrap_or("application/octet-stream")),
-        );
         headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-
         let len = meta.len();
         let mut status = StatusCode::OK;
         let (start, end) = match requested_range(req.headers(), &etag, modified, len) {
@@ -361,6 +360,11 @@ impl Server {
                 return Ok(response);
             }
         };
+        let mime = mime_guess::from_path(&name).first_raw();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(mime.unwrap_or("application/octet-stream")),
+        );
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
 
         let file = aiofs::File::from_std(file);
