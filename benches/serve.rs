@@ -511,8 +511,28 @@ async fn connection(
 ) -> Result<()> {
     let stream = tokio::net::TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    // The connection and its requests in one task: a chunk of body needs no
+    // wake-up of another task.
+    let requests = std::pin::pin!(requests(sender, addr, files, order, c, stat));
+    match futures::future::select(conn, requests).await {
+        futures::future::Either::Left((res, _)) => {
+            res?;
+            Err("the server closed the connection".into())
+        }
+        futures::future::Either::Right((res, _)) => res,
+    }
+}
+
+/// One connection's requests, one after another.
+async fn requests(
+    mut sender: hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
+    addr: SocketAddr,
+    files: &Files,
+    order: &Order,
+    c: usize,
+    stat: &ConnStats,
+) -> Result<()> {
     let mut random = common::RandomOffsets::new(7, c, files.list.len() as u64, 1);
     let host = addr.to_string();
     for n in 0.. {
