@@ -60,6 +60,8 @@
 //! latency, uses more). The targets: at least ServeDir's req/s and MB/s in
 //! every row, and ≥ 2× its req/s on cached small files.
 
+#[path = "compare/util.rs"]
+#[allow(dead_code)]
 mod common;
 #[path = "../examples/serve.rs"]
 #[allow(dead_code)]
@@ -178,13 +180,10 @@ fn server_main(args: &[String]) -> Result<()> {
         for line in io::stdin().lock().lines() {
             match line.as_deref() {
                 Ok("usage") => {
-                    let u = common::usage();
+                    let (cpu_us, csw) = common::usage();
                     // aiofs's counters (all zero in the ServeDir server).
                     let a = aiofs::stats();
-                    println!(
-                        "usage {} {} {} {} {}",
-                        u.cpu_us, u.csw, u.minflt, a.submitted, a.nowait_reads
-                    );
+                    println!("usage {cpu_us} {csw} 0 {} {}", a.submitted, a.nowait_reads);
                 }
                 Ok(_) => {}
                 Err(_) => break,
@@ -336,7 +335,7 @@ struct Files {
 
 /// Creates both sets under `root`, then syncs (so that eviction can drop them).
 fn make_files(root: &Path, p: &Params) -> Result<(Files, Files)> {
-    let mut rng = common::RandomOffsets::new(13, 0, 64 * KIB as u64, 1);
+    let mut rng = RandomOffsets::new(13, 0, 64 * KIB as u64);
     let mut small = Files {
         list: Vec::new(),
         paths: Vec::new(),
@@ -360,7 +359,7 @@ fn make_files(root: &Path, p: &Params) -> Result<(Files, Files)> {
     for i in 0..p.large_files {
         let name = format!("large/{i}.bin");
         let path = root.join(&name);
-        common::write_pattern_file(&path, p.large_size)?;
+        common::pattern_file(&path, p.large_size as u64)?;
         large.list.push((format!("/{name}"), p.large_size));
         large.paths.push(path);
     }
@@ -371,7 +370,7 @@ fn make_files(root: &Path, p: &Params) -> Result<(Files, Files)> {
 
 fn warm(files: &Files) -> Result<()> {
     for path in &files.paths {
-        common::warm_file(path)?;
+        common::warm(path)?;
     }
     Ok(())
 }
@@ -533,7 +532,7 @@ async fn requests(
     c: usize,
     stat: &ConnStats,
 ) -> Result<()> {
-    let mut random = common::RandomOffsets::new(7, c, files.list.len() as u64, 1);
+    let mut random = RandomOffsets::new(7, c, files.list.len() as u64);
     let host = addr.to_string();
     for n in 0.. {
         let i = match order {
@@ -691,7 +690,7 @@ fn measure(
         Cache::Cold => {
             // Shuffled with a seed per run, the same for both servers.
             let mut order: Vec<usize> = (0..files.list.len()).collect();
-            let mut rng = common::RandomOffsets::new(run as u64, 99, u64::MAX, 1);
+            let mut rng = RandomOffsets::new(run as u64, 99, u64::MAX);
             for i in (1..order.len()).rev() {
                 let j = (rng.next().unwrap_or(0) % (i as u64 + 1)) as usize;
                 order.swap(i, j);
@@ -723,7 +722,7 @@ fn measure(
     latencies.sort_unstable();
     let requests = latencies.len() as f64;
     let server_cpu = u1.cpu_us - u0.cpu_us;
-    let client_cpu = me.cpu_us - me0.cpu_us;
+    let client_cpu = me.0 - me0.0;
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let other = busy0.zip(busy).map_or(0.0, |(b0, b1)| {
         ((b1 - b0 - server_cpu - client_cpu) / (secs * 1e6 * cpus)).max(0.0)
@@ -908,5 +907,27 @@ fn print_table(p: &Params, rows: &[Row], took: Duration) {
         );
     } else {
         println!("targets missed: {}", misses.join("; "));
+    }
+}
+
+/// Random numbers in `0..blocks`, deterministic per seed and task.
+struct RandomOffsets {
+    rng: common::Rng,
+    blocks: u64,
+}
+
+impl RandomOffsets {
+    fn new(seed: u64, task: usize, blocks: u64) -> RandomOffsets {
+        RandomOffsets {
+            rng: common::Rng::new(seed ^ (task as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)),
+            blocks: blocks.max(1),
+        }
+    }
+}
+
+impl Iterator for RandomOffsets {
+    type Item = u64;
+    fn next(&mut self) -> Option<u64> {
+        Some(self.rng.next_u64() % self.blocks)
     }
 }

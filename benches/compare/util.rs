@@ -293,7 +293,7 @@ pub(crate) fn permutation(n: usize, seed: u64) -> Vec<u32> {
 
 /// `getrusage(RUSAGE_SELF)`, every thread of the process: user + system CPU
 /// time (µs) and context switches (voluntary and not).
-fn usage() -> (f64, f64) {
+pub(crate) fn usage() -> (f64, f64) {
     // SAFETY: `rusage` is plain old data; all zeroes is a valid value.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: `ru` is a valid, writable `rusage` for the duration of the call.
@@ -309,7 +309,7 @@ fn usage() -> (f64, f64) {
 /// CPU time of the whole machine (µs) spent running tasks or stolen by the
 /// hypervisor, from `/proc/stat`. Interrupts are left out: at these rates
 /// they are mostly the completions of the bench's own I/O.
-fn machine_busy_us() -> Option<f64> {
+pub(crate) fn machine_busy_us() -> Option<f64> {
     let stat = fs::read_to_string("/proc/stat").ok()?;
     let line = stat.lines().next()?.strip_prefix("cpu ")?;
     let ticks: Vec<f64> = line
