@@ -56,6 +56,19 @@
 //!
 //! The design (layers, the life of a request, the recovery rule, the facts of
 //! glibc AIO it rests on) is in the repository's `ARCHITECTURE.md`.
+//!
+//! # Features
+//!
+//! - `bytes`: [`buf::IoBuf`] and [`buf::IoBufMut`] for `bytes::Bytes` and
+//!   `bytes::BytesMut`.
+//! - `tracing`: `tracing` events for operators: a recovery scan that found
+//!   completions whose signal was lost (`warn`), a request run again because
+//!   glibc lost its result to a full signal queue (`warn`) or refused to take
+//!   it (`debug`), a request slower than `AIOFS_SLOW_MS` milliseconds (default
+//!   1000; `warn`), a file's descriptor pool growing (`debug`).
+//! - `bench-tokio-io-uring`: for the benchmarks only (puts `tokio::fs` on
+//!   Tokio's io_uring driver when built with `--cfg tokio_unstable`); it
+//!   changes nothing in aiofs.
 
 #![warn(
     missing_docs,

@@ -25,6 +25,10 @@ impl Table {
         if !slot.started {
             slot.started = true;
             add(&SUBMITTED, 1);
+            #[cfg(feature = "tracing")]
+            {
+                slot.started_at = Some(std::time::Instant::now());
+            }
         }
         if slot.quiet {
             // No signal will come: the recovery timer polls it.
@@ -123,6 +127,11 @@ impl Table {
     /// Returns whether it went back to the queue.
     fn refused(&mut self, token: Token, key: usize, out: &mut AfterUnlock) -> bool {
         add(&EAGAIN_RETRIES, 1);
+        #[cfg(feature = "tracing")]
+        tracing::debug!(
+            in_flight = self.in_flight,
+            "aiofs: glibc refused a submission with EAGAIN (no AIO thread or memory): queued again"
+        );
         if self.in_flight == 0 {
             let slot = &mut self.slots[key];
             slot.idle_refusals += 1;

@@ -85,7 +85,17 @@ impl Table {
         let r = &mut self.recovery;
         let scan_due = self.in_flight > 0 && now.duration_since(r.last_scan) >= r.scan_every;
         if scan_now || scan_due {
-            let (_, lost) = self.scan(out);
+            let (found, lost) = self.scan(out);
+            #[cfg(feature = "tracing")]
+            if found > 0 && !scan_now {
+                tracing::warn!(
+                    found,
+                    lost_results = lost,
+                    "aiofs: a recovery scan found completions whose signal was lost"
+                );
+            }
+            #[cfg(not(feature = "tracing"))]
+            let _ = found;
             let r = &mut self.recovery;
             r.last_scan = now;
             r.last_quiet = now;

@@ -16,6 +16,8 @@ mod notify;
 mod slots;
 pub(crate) mod stats;
 mod table;
+#[cfg(feature = "tracing")]
+mod trace;
 
 use std::io;
 use std::os::fd::OwnedFd;

@@ -79,6 +79,9 @@ pub(super) struct Slot {
     /// while the request is unfinished.
     pub(super) holds: [Option<Hold>; 2],
     pub(super) release: Option<Release>,
+    /// When it first reached the OS (for the slow-request event).
+    #[cfg(feature = "tracing")]
+    pub(super) started_at: Option<std::time::Instant>,
 }
 
 impl Slot {

@@ -144,6 +144,8 @@ impl Table {
             idle_refusals: 0,
             holds: [hold, None],
             release,
+            #[cfg(feature = "tracing")]
+            started_at: None,
         });
         add(&QUEUED, 1);
         self.queue.push_back(token);
@@ -387,6 +389,11 @@ impl Table {
                 // (An orphaned read is not worth it: nobody wants its data.)
                 add(&QUIET_RESUBMITS, 1);
                 add(&EAGAIN_RETRIES, 1);
+                #[cfg(feature = "tracing")]
+                tracing::warn!(
+                    "aiofs: glibc lost a result to a full signal queue (RLIMIT_SIGPENDING): \
+                     the request runs again, without a signal"
+                );
                 slot.quiet = true;
                 slot.cb().set_notify(Notify::Quiet);
                 return match slot.cb().submit() {
@@ -452,6 +459,17 @@ impl Table {
         let slot = &mut self.slots[key];
         if slot.started {
             add(&COMPLETED, 1);
+        }
+        #[cfg(feature = "tracing")]
+        if let Some(at) = slot.started_at {
+            let took = at.elapsed();
+            if took >= super::trace::slow() {
+                tracing::warn!(
+                    took_ms = took.as_millis() as u64,
+                    ok = res.is_ok(),
+                    "aiofs: a request took longer than AIOFS_SLOW_MS"
+                );
+            }
         }
         out.released.extend(slot.release.take());
         out.holds

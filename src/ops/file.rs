@@ -354,6 +354,12 @@ impl OpenFile {
                 lane: Arc::clone(&lane),
                 last_used: now,
             });
+            #[cfg(feature = "tracing")]
+            tracing::debug!(
+                descriptors = pool.len() + 1,
+                process_duplicates = sysfd::DUPS_OPEN.load(Ordering::Relaxed),
+                "aiofs: a file's descriptor pool grew (every descriptor was busy)"
+            );
             crate::driver::stats::add(&crate::driver::stats::POOL_REQUESTS, 1);
             return lane;
         }
