@@ -1184,3 +1184,30 @@ async fn concurrent_syncs_of_one_file_share_one_fsync_per_round() {
     )
     .await;
 }
+
+/// `read_exact_at` and `write_all_at` futures do not borrow the `File`: they
+/// can outlive the borrow (e.g. be made in a closure and awaited later), as
+/// their `'static` bound says.
+#[tokio::test]
+async fn read_exact_at_and_write_all_at_futures_outlive_the_borrow() {
+    let file = aiofs::File::from_std(tempfile::tempfile().unwrap());
+    let write = {
+        let f = &file;
+        f.write_all_at(b"abcd".to_vec(), 0)
+    };
+    let (res, _) = write.await;
+    res.unwrap();
+    let reads: Vec<_> = (0..2u64)
+        .map(|i| file.read_exact_at(Vec::with_capacity(2), i * 2))
+        .collect();
+    let moved = tokio::spawn(async move {
+        let mut out = Vec::new();
+        for r in reads {
+            let (res, buf) = r.await;
+            res.unwrap();
+            out.extend(buf);
+        }
+        out
+    });
+    assert_eq!(moved.await.unwrap(), b"abcd");
+}

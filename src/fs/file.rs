@@ -521,7 +521,7 @@ impl File {
         &self,
         buf: B,
         pos: u64,
-    ) -> impl Future<Output = BufResult<(), B>> + Send + 'static {
+    ) -> impl Future<Output = BufResult<(), B>> + Send + 'static + use<B> {
         ops::read_exact_at(Arc::clone(&self.file), buf, pos)
     }
 
@@ -590,7 +590,7 @@ impl File {
         &self,
         buf: B,
         pos: u64,
-    ) -> impl Future<Output = BufResult<(), B>> + Send + 'static {
+    ) -> impl Future<Output = BufResult<(), B>> + Send + 'static + use<B> {
         ops::write_all_at(Arc::clone(&self.file), buf, pos)
     }
 
