@@ -57,45 +57,53 @@ pub unsafe trait IoBufMut: IoBuf {
     unsafe fn set_init(&mut self, pos: usize);
 }
 
-// SAFETY: a `Vec`'s heap allocation does not move when the `Vec` does; the first
-// `len` bytes are initialised and `capacity` bytes are allocated.
-unsafe impl IoBuf for Vec<u8> {
-    fn stable_ptr(&self) -> *const u8 {
-        self.as_ptr()
-    }
-    fn bytes_init(&self) -> usize {
-        self.len()
-    }
-    fn bytes_total(&self) -> usize {
-        self.capacity()
-    }
+/// `IoBuf` for a type whose bytes are `as_ptr()[..len()]`, with room for
+/// `$total()` (`len` or `capacity`). Each use states why the address is stable.
+macro_rules! io_buf {
+    ($(#[$attr:meta])* $ty:ty, $total:ident) => {
+        $(#[$attr])*
+        // SAFETY: the use of the macro states why the memory stays put; `len`
+        // bytes from `as_ptr()` are initialised, `$total` are owned.
+        unsafe impl IoBuf for $ty {
+            fn stable_ptr(&self) -> *const u8 {
+                self.as_ptr()
+            }
+            fn bytes_init(&self) -> usize {
+                self.len()
+            }
+            fn bytes_total(&self) -> usize {
+                self.$total()
+            }
+        }
+    };
 }
 
-// SAFETY: as for `IoBuf`; `set_len` is called only with initialised bytes.
-unsafe impl IoBufMut for Vec<u8> {
-    fn stable_mut_ptr(&mut self) -> *mut u8 {
-        self.as_mut_ptr()
-    }
-    unsafe fn set_init(&mut self, pos: usize) {
-        // SAFETY: the caller guarantees `pos <= capacity` and that the first `pos`
-        // bytes are initialised.
-        unsafe { self.set_len(pos) }
-    }
+/// `IoBufMut` for a type whose initialised length is set with `set_len`.
+macro_rules! io_buf_mut_set_len {
+    ($(#[$attr:meta])* $ty:ty) => {
+        $(#[$attr])*
+        // SAFETY: as for its `IoBuf`; `set_len` is called only with initialised
+        // bytes within the capacity (`set_init`'s contract).
+        unsafe impl IoBufMut for $ty {
+            fn stable_mut_ptr(&mut self) -> *mut u8 {
+                self.as_mut_ptr()
+            }
+            unsafe fn set_init(&mut self, pos: usize) {
+                // SAFETY: the caller guarantees `pos <= capacity` and that the
+                // first `pos` bytes are initialised.
+                unsafe { self.set_len(pos) }
+            }
+        }
+    };
 }
 
-// SAFETY: a boxed slice's allocation does not move with the box; all of it is
+// A `Vec`'s heap allocation does not move when the `Vec` does.
+io_buf!(Vec<u8>, capacity);
+io_buf_mut_set_len!(Vec<u8>);
+
+// A boxed slice's allocation does not move with the box; all of it is
 // initialised.
-unsafe impl IoBuf for Box<[u8]> {
-    fn stable_ptr(&self) -> *const u8 {
-        self.as_ptr()
-    }
-    fn bytes_init(&self) -> usize {
-        self.len()
-    }
-    fn bytes_total(&self) -> usize {
-        self.len()
-    }
-}
+io_buf!(Box<[u8]>, len);
 
 // SAFETY: all bytes are always initialised, so `set_init` has nothing to record:
 // a read of `n` bytes leaves the rest of the slice as it was.
@@ -106,84 +114,30 @@ unsafe impl IoBufMut for Box<[u8]> {
     unsafe fn set_init(&mut self, _pos: usize) {}
 }
 
-// SAFETY: `'static` data never moves and is never freed.
-unsafe impl IoBuf for &'static [u8] {
-    fn stable_ptr(&self) -> *const u8 {
-        self.as_ptr()
-    }
-    fn bytes_init(&self) -> usize {
-        self.len()
-    }
-    fn bytes_total(&self) -> usize {
-        self.len()
-    }
-}
+// `'static` data never moves and is never freed.
+io_buf!(&'static [u8], len);
+io_buf!(&'static str, len);
 
-// SAFETY: `'static` data never moves and is never freed.
-unsafe impl IoBuf for &'static str {
-    fn stable_ptr(&self) -> *const u8 {
-        self.as_ptr()
-    }
-    fn bytes_init(&self) -> usize {
-        self.len()
-    }
-    fn bytes_total(&self) -> usize {
-        self.len()
-    }
-}
+// A `String`'s heap allocation does not move when the `String` does. (Write
+// side only: a read could store bytes that are not UTF-8.)
+io_buf!(String, capacity);
 
-// SAFETY: a `String`'s heap allocation does not move when the `String` does.
-// (Write side only: a read could store bytes that are not UTF-8.)
-unsafe impl IoBuf for String {
-    fn stable_ptr(&self) -> *const u8 {
-        self.as_ptr()
-    }
-    fn bytes_init(&self) -> usize {
-        self.len()
-    }
-    fn bytes_total(&self) -> usize {
-        self.capacity()
-    }
-}
+// `Bytes` is an immutable, reference-counted view whose memory does not move
+// while any handle to it lives.
+io_buf!(
+    #[cfg(feature = "bytes")]
+    bytes::Bytes,
+    len
+);
 
-#[cfg(feature = "bytes")]
-// SAFETY: `Bytes` is an immutable, reference-counted view whose memory does not
-// move while any handle to it lives.
-unsafe impl IoBuf for bytes::Bytes {
-    fn stable_ptr(&self) -> *const u8 {
-        self.as_ptr()
-    }
-    fn bytes_init(&self) -> usize {
-        self.len()
-    }
-    fn bytes_total(&self) -> usize {
-        self.len()
-    }
-}
-
-#[cfg(feature = "bytes")]
-// SAFETY: `BytesMut` owns (or uniquely views) its allocation, which does not move
-// with the handle; `len` bytes are initialised, `capacity` allocated.
-unsafe impl IoBuf for bytes::BytesMut {
-    fn stable_ptr(&self) -> *const u8 {
-        self.as_ptr()
-    }
-    fn bytes_init(&self) -> usize {
-        self.len()
-    }
-    fn bytes_total(&self) -> usize {
-        self.capacity()
-    }
-}
-
-#[cfg(feature = "bytes")]
-// SAFETY: as for `IoBuf`; `set_len` is called only with initialised bytes.
-unsafe impl IoBufMut for bytes::BytesMut {
-    fn stable_mut_ptr(&mut self) -> *mut u8 {
-        self.as_mut_ptr()
-    }
-    unsafe fn set_init(&mut self, pos: usize) {
-        // SAFETY: the caller guarantees `pos <= capacity` and initialised bytes.
-        unsafe { self.set_len(pos) }
-    }
-}
+// `BytesMut` owns (or uniquely views) its allocation, which does not move with
+// the handle.
+io_buf!(
+    #[cfg(feature = "bytes")]
+    bytes::BytesMut,
+    capacity
+);
+io_buf_mut_set_len!(
+    #[cfg(feature = "bytes")]
+    bytes::BytesMut
+);

@@ -30,6 +30,16 @@ pub(crate) use {
 use crate::driver::{self, Driver, Token};
 use crate::sys::aio::Aiocb;
 
+/// A positioned request before its first poll: what it will need.
+#[derive(Debug)]
+struct Pending<B> {
+    file: Arc<OpenFile>,
+    buf: B,
+    /// Where in `buf` the transfer starts.
+    off: usize,
+    pos: u64,
+}
+
 /// A request in the driver's table, seen from its future.
 struct InFlight {
     driver: &'static Driver,

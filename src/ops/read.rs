@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use super::{InFlight, OpenFile, ReadKind, Use, admit, direct_stop};
+use super::{InFlight, OpenFile, Pending, ReadKind, Use, admit, direct_stop};
 use crate::BufResult;
 use crate::buf::IoBufMut;
 use crate::driver::stats;
@@ -36,10 +36,7 @@ pub struct ReadAt<B> {
 #[derive(Debug)]
 enum State<B> {
     Idle {
-        file: Arc<OpenFile>,
-        buf: B,
-        off: usize,
-        pos: u64,
+        req: Pending<B>,
         /// The stream's read-ahead (its own descriptor pool policy).
         ahead: bool,
     },
@@ -61,10 +58,12 @@ impl<B: IoBufMut> ReadAt<B> {
     pub(crate) fn with_offset(file: Arc<OpenFile>, buf: B, off: usize, pos: u64) -> ReadAt<B> {
         ReadAt {
             state: State::Idle {
-                file,
-                buf,
-                off,
-                pos,
+                req: Pending {
+                    file,
+                    buf,
+                    off,
+                    pos,
+                },
                 ahead: false,
             },
         }
@@ -74,10 +73,12 @@ impl<B: IoBufMut> ReadAt<B> {
     pub(crate) fn ahead(file: Arc<OpenFile>, buf: B, pos: u64) -> ReadAt<B> {
         ReadAt {
             state: State::Idle {
-                file,
-                buf,
-                off: 0,
-                pos,
+                req: Pending {
+                    file,
+                    buf,
+                    off: 0,
+                    pos,
+                },
                 ahead: true,
             },
         }
@@ -91,10 +92,13 @@ impl<B: IoBufMut> Future for ReadAt<B> {
         let this = self.get_mut();
         match std::mem::replace(&mut this.state, State::Done) {
             State::Idle {
-                file,
-                mut buf,
-                off,
-                pos,
+                req:
+                    Pending {
+                        file,
+                        mut buf,
+                        off,
+                        pos,
+                    },
                 ahead,
             } => {
                 let len = buf.bytes_total().saturating_sub(off);
@@ -118,10 +122,12 @@ impl<B: IoBufMut> Future for ReadAt<B> {
                     let Poll::Ready(coop) = tokio::task::coop::poll_proceed(cx) else {
                         drop(use_);
                         this.state = State::Idle {
-                            file,
-                            buf,
-                            off,
-                            pos,
+                            req: Pending {
+                                file,
+                                buf,
+                                off,
+                                pos,
+                            },
                             ahead,
                         };
                         return Poll::Pending;

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use super::{InFlight, OpenFile, admit, direct_stop};
+use super::{InFlight, OpenFile, Pending, admit, direct_stop};
 use crate::BufResult;
 use crate::buf::IoBuf;
 use crate::sys::aio::Aiocb;
@@ -27,12 +27,7 @@ pub struct WriteAt<B> {
 
 #[derive(Debug)]
 enum State<B> {
-    Idle {
-        file: Arc<OpenFile>,
-        buf: B,
-        off: usize,
-        pos: u64,
-    },
+    Idle(Pending<B>),
     Running(InFlight),
     Done,
 }
@@ -45,12 +40,12 @@ impl<B: IoBuf> WriteAt<B> {
     /// Writes `buf[off..len]` at `pos`.
     pub(crate) fn with_offset(file: Arc<OpenFile>, buf: B, off: usize, pos: u64) -> WriteAt<B> {
         WriteAt {
-            state: State::Idle {
+            state: State::Idle(Pending {
                 file,
                 buf,
                 off,
                 pos,
-            },
+            }),
         }
     }
 }
@@ -77,12 +72,12 @@ impl<B: IoBuf> Future for WriteAt<B> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         match std::mem::replace(&mut this.state, State::Done) {
-            State::Idle {
+            State::Idle(Pending {
                 file,
                 buf,
                 off,
                 pos,
-            } => {
+            }) => {
                 let len = buf.bytes_init().saturating_sub(off);
                 let ptr = buf.stable_ptr().wrapping_add(off);
                 let (driver, use_) = match admit(&file, ptr, len, pos) {

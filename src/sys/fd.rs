@@ -151,33 +151,46 @@ pub(crate) fn seekable(fd: BorrowedFd<'_>) -> io::Result<bool> {
     Ok(true)
 }
 
-/// The file type bits of `st_mode` (`S_IFREG`, ...), from the in-memory inode
-/// (`statx` with `AT_STATX_DONT_SYNC` on Linux: no device or server asked).
+/// `statx` of the open descriptor for `mask`, answered from the in-memory
+/// inode (`AT_STATX_DONT_SYNC`: no device or server is asked).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn statx_cached(fd: BorrowedFd<'_>, mask: u32) -> io::Result<libc::statx> {
+    // SAFETY: all-zero is a valid `statx` to be filled.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: an empty path with `AT_EMPTY_PATH` names the open descriptor;
+    // `stx` is valid for writes.
+    cvt(unsafe {
+        libc::statx(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_STATX_DONT_SYNC,
+            mask,
+            &mut stx,
+        )
+    })?;
+    Ok(stx)
+}
+
+/// `fstat` of the open descriptor (off Linux).
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
+    // SAFETY: all-zero bytes are a valid `stat` to be filled.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is valid for writes; the descriptor is open.
+    cvt(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
+    Ok(st)
+}
+
+/// The file type bits of `st_mode` (`S_IFREG`, ...), from the in-memory inode.
 fn file_type(fd: BorrowedFd<'_>) -> io::Result<libc::mode_t> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
-        // SAFETY: all-zero is a valid `statx` to be filled.
-        let mut stx: libc::statx = unsafe { std::mem::zeroed() };
-        // SAFETY: an empty path with `AT_EMPTY_PATH` names the open descriptor;
-        // `stx` is valid for writes.
-        cvt(unsafe {
-            libc::statx(
-                fd.as_raw_fd(),
-                c"".as_ptr(),
-                libc::AT_EMPTY_PATH | libc::AT_STATX_DONT_SYNC,
-                libc::STATX_TYPE,
-                &mut stx,
-            )
-        })?;
+        let stx = statx_cached(fd, libc::STATX_TYPE)?;
         Ok(libc::mode_t::from(stx.stx_mode) & libc::S_IFMT)
     }
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     {
-        // SAFETY: all-zero bytes are a valid `stat` to be filled.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: `st` is valid for writes; the descriptor is open.
-        cvt(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
-        Ok(st.st_mode & libc::S_IFMT)
+        Ok(fstat(fd)?.st_mode & libc::S_IFMT)
     }
 }
 
@@ -224,24 +237,11 @@ pub(crate) fn size(fd: BorrowedFd<'_>) -> io::Result<u64> {
 pub(crate) fn cached_size(fd: BorrowedFd<'_>) -> io::Result<u64> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
-        // SAFETY: all-zero is a valid `statx` to be filled.
-        let mut stx: libc::statx = unsafe { std::mem::zeroed() };
-        // SAFETY: an empty path with `AT_EMPTY_PATH` names the open descriptor;
-        // `stx` is valid for writes.
-        cvt(unsafe {
-            libc::statx(
-                fd.as_raw_fd(),
-                c"".as_ptr(),
-                libc::AT_EMPTY_PATH | libc::AT_STATX_DONT_SYNC,
-                libc::STATX_SIZE,
-                &mut stx,
-            )
-        })?;
-        Ok(stx.stx_size)
+        Ok(statx_cached(fd, libc::STATX_SIZE)?.stx_size)
     }
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     {
-        size(fd)
+        Ok(fstat(fd)?.st_size.max(0) as u64)
     }
 }
 
@@ -255,20 +255,8 @@ pub(crate) fn cached_size(fd: BorrowedFd<'_>) -> io::Result<u64> {
 pub(crate) fn direct_alignment(fd: BorrowedFd<'_>) -> Option<(u32, u32)> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
-        // SAFETY: all-zero is a valid `statx` to be filled.
-        let mut stx: libc::statx = unsafe { std::mem::zeroed() };
-        // SAFETY: an empty path with `AT_EMPTY_PATH` names the open descriptor;
-        // `stx` is valid for writes.
-        let ret = unsafe {
-            libc::statx(
-                fd.as_raw_fd(),
-                c"".as_ptr(),
-                libc::AT_EMPTY_PATH | libc::AT_STATX_DONT_SYNC,
-                libc::STATX_DIOALIGN,
-                &mut stx,
-            )
-        };
-        if ret != 0 || stx.stx_mask & libc::STATX_DIOALIGN == 0 {
+        let stx = statx_cached(fd, libc::STATX_DIOALIGN).ok()?;
+        if stx.stx_mask & libc::STATX_DIOALIGN == 0 {
             return None;
         }
         let pow2 = |v: u32| v.is_power_of_two().then_some(v);
