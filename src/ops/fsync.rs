@@ -130,14 +130,21 @@ impl Group {
 }
 
 /// One `aio_fsync`, started once `after` (the round before) is done.
+///
+/// The round is kept in its `OpenFile`: until it submits, it holds the file
+/// only weakly (a strong reference would be a cycle, leaking the file and its
+/// descriptor when every caller gave up on an unfinished round).
 fn round(after: Option<Round>, file: &Arc<OpenFile>, mode: SyncMode) -> Round {
     use futures::FutureExt;
-    let file = Arc::clone(file);
+    let file = Arc::downgrade(file);
     let fut: Pin<Box<dyn Future<Output = Result<(), Arc<io::Error>>> + Send>> =
         Box::pin(async move {
             if let Some(after) = after {
                 let _ = after.await;
             }
+            let Some(file) = file.upgrade() else {
+                return Err(Arc::new(io::Error::other("aiofs: the file is gone")));
+            };
             Sync::new(file, mode).await.map_err(Arc::new)
         });
     fut.shared()
