@@ -617,6 +617,53 @@ impl Stall {
     }
 }
 
+/// A read of a file's own descriptor held in the kernel by a stalling page
+/// ([`Stall`]): glibc runs one request per descriptor at a time, so every
+/// request made on that descriptor afterwards (the stream's writes, the
+/// positioned writes) waits behind it, in flight, until [`release`](Self::release).
+///
+/// The read (a page) must go through AIO: with [`aio_only`], or a
+/// `Config::nowait_max` below the page size. The page-cache fast path would
+/// stall the polling thread itself.
+pub struct StalledRead {
+    stall: Stall,
+    read: std::pin::Pin<Box<aiofs::ops::ReadAt<StallBuf>>>,
+}
+
+impl StalledRead {
+    /// Stalls a read of `file` at `pos` (where the file has data) on its own
+    /// descriptor (`set_fd_pool(1)`: no duplicate), and returns once the glibc
+    /// worker is stuck in it. `None` (saying why on stderr) without
+    /// `userfaultfd`.
+    ///
+    /// # Panics
+    ///
+    /// If the read finishes at once (no data at `pos`?), or no worker reaches
+    /// the page within 10 s.
+    pub async fn start(file: &aiofs::File, pos: u64) -> Option<StalledRead> {
+        file.set_fd_pool(1);
+        let stall = Stall::new(1)?;
+        let mut read = Box::pin(file.read_at(stall.buf(0), pos));
+        assert!(
+            futures::poll!(&mut read).is_pending(),
+            "the stalling read finished at once"
+        );
+        stall.wait_stalled(1);
+        Some(StalledRead { stall, read })
+    }
+
+    /// Lets the read go on (the requests behind it run) and collects it.
+    ///
+    /// # Panics
+    ///
+    /// If the read fails or takes over 10 s.
+    pub async fn release(self) {
+        self.stall.release();
+        let (res, _) = bounded("the stalled read, released", 10, self.read).await;
+        res.expect("the stalled read");
+    }
+}
+
 // The mapping is never unmapped: a stalled read may still write into it when
 // a failing test drops its `Stall` (closing the descriptor lets the read go on).
 
