@@ -141,7 +141,7 @@ fn turn(
     // them and no request from outside a listening runtime waits.
     let here = driver.listeners.as_ref().is_none_or(Listeners::none)
         || driver.external.load(std::sync::atomic::Ordering::Acquire) > 0;
-    sources.update(driver, poll, reads_pipe && here);
+    sources.update(driver, poll, here);
     if let Err(e) = poll.poll(events, Some(driver.timer_timeout()))
         && e.kind() != io::ErrorKind::Interrupted
     {

@@ -34,6 +34,14 @@ pub(super) const WRITE_CHUNK: usize = 1 << 20;
 /// The chunks a wait covers: those numbered below it.
 pub(crate) type Target = Option<u64>;
 
+/// Whether a chunk may start: every older chunk it overlaps is done; or one of
+/// them still runs; or one of them failed (and waits for a retry).
+enum Gate {
+    Run,
+    Running,
+    Failed,
+}
+
 #[derive(Debug, Default)]
 pub(super) struct WriteSide {
     /// Accepted, not yet submitted: the bytes for file position `at`.
@@ -224,23 +232,38 @@ impl WriteSide {
     /// lost to a full signal queue runs again later: two overlapping chunks in
     /// flight at once could then land in the wrong order (and a retried failed
     /// chunk likewise).
-    fn may_run(&self, i: usize) -> bool {
+    fn may_run(&self, i: usize) -> Gate {
         let c = &self.inflight[i];
-        c.write.is_some()
-            || self
-                .inflight
-                .range(..i)
-                .all(|o| o.is_done() || !o.overlaps(c))
+        if c.write.is_some() {
+            return Gate::Run;
+        }
+        let mut gate = Gate::Run;
+        for o in self
+            .inflight
+            .range(..i)
+            .filter(|o| !o.is_done() && o.overlaps(c))
+        {
+            if !o.failed {
+                // Running (or waiting itself): its completion wakes us.
+                return Gate::Running;
+            }
+            gate = Gate::Failed;
+        }
+        gate
     }
 
     /// Drives chunk `i` if it may run; records its error. `Pending` if it runs
-    /// or waits for an older one.
+    /// or waits for an older one that runs; `Ready(false)` if it failed or
+    /// waits behind an older one that failed (whose error is reported first;
+    /// the next flush writes them again, in order).
     fn poll_chunk(&mut self, i: usize, cx: &mut Context<'_>, file: &Arc<OpenFile>) -> Poll<bool> {
         if self.inflight[i].failed {
             return Poll::Ready(false);
         }
-        if !self.may_run(i) {
-            return Poll::Pending;
+        match self.may_run(i) {
+            Gate::Run => {}
+            Gate::Running => return Poll::Pending,
+            Gate::Failed => return Poll::Ready(false),
         }
         match self.inflight[i].poll(cx, file) {
             Poll::Pending => Poll::Pending,
