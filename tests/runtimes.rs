@@ -942,7 +942,7 @@ fn runtime_dropped_with_requests_in_flight_and_no_runtime_left() {
         std::fs::OpenOptions::new()
             .write(true)
             .open(&path)
-            .and_then(|f| f.write_all_at(&vec![0x5A; 4 << 20], LEN))
+            .and_then(|f| f.write_all_at(&vec![0x5A; 64 << 20], LEN))
             .expect("dirty the page cache");
         let polled = rt.block_on(bounded("submitting", 10, async {
             let file = Arc::new(open_rw(&path).await);

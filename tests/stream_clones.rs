@@ -371,3 +371,39 @@ fn two_clones_reading_at_once_never_read_the_same_bytes_twice() {
         .collect();
     check_words("aiofs", reads);
 }
+
+/// A `File` (and a clone) dropped outside any runtime with buffered data still
+/// writes it, under either notifier (under the signal notifier no request can
+/// be submitted there: the last handle writes it with `pwrite`, as a dropped
+/// `BufWriter` does; a clone dropped first leaves it buffered for the other).
+#[test]
+fn handles_dropped_outside_a_runtime_keep_their_buffered_data() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("f");
+    let (a, b) = current_thread().block_on(async {
+        let mut a = aiofs::File::create(&path).await.expect("create");
+        let b = a.try_clone().await.expect("try_clone");
+        a.write_all(b"buffered by a clone, ").await.expect("write");
+        (a, b)
+    });
+    let mut b = b;
+    current_thread().block_on(async {
+        b.write_all(b"and by the other").await.expect("write");
+    });
+    // Outside any runtime.
+    drop(a);
+    drop(b);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let data = std::fs::read(&path).expect("read");
+        if data == b"buffered by a clone, and by the other" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the buffered data did not land: {:?}",
+            String::from_utf8_lossy(&data)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}

@@ -410,6 +410,19 @@ impl OpenFile {
         f(&self.own.fd.std())
     }
 
+    /// Writes `buf` at `pos` with `pwrite` on the calling thread, as a use of
+    /// the descriptor: for the data of a `File` dropped where no request can
+    /// be submitted (the signal notifier outside a runtime).
+    pub(crate) fn write_all_blocking(self: &Arc<Self>, buf: &[u8], pos: u64) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let _use = self.begin()?;
+        if self.desc.is_append() {
+            std::io::Write::write_all(&mut &*self.own.fd.std(), buf)
+        } else {
+            self.own.fd.std().write_all_at(buf, pos)
+        }
+    }
+
     /// A new `OpenFile` on a duplicate of the descriptor, sharing the open
     /// file description (`try_clone`).
     pub(crate) fn try_clone(self: &Arc<Self>) -> io::Result<Arc<OpenFile>> {

@@ -119,6 +119,12 @@ fn prepare(file: &Arc<OpenFile>) -> io::Result<(&'static Driver, Use)> {
     Ok((driver, file.begin()?))
 }
 
+/// Whether a request can be submitted from here (under the signal notifier, a
+/// Tokio runtime with IO is needed).
+pub(crate) fn can_submit() -> bool {
+    driver::get().and_then(|d| d.can_submit()).is_ok()
+}
+
 /// [`prepare`] then [`check_request`]: what a single request's first poll does.
 /// The use comes first: once `into_std` gave the descriptor away, not even the
 /// checks (`lseek`) may touch its number.

@@ -53,16 +53,19 @@ impl<B: IoBuf> WriteAt<B> {
 impl<B: IoBuf> WriteAt<B> {
     /// Submits the write (now, or when the in-flight limit allows) and lets go
     /// of it: it runs to completion in the driver's care; its result is dropped.
-    pub(crate) fn detach(mut self) {
+    /// If it is refused before submission, the error and the buffer come back.
+    pub(crate) fn detach(mut self) -> Option<(io::Error, B)> {
         if matches!(self.state, State::Idle { .. }) {
             let mut cx = Context::from_waker(futures::task::noop_waker_ref());
-            if Pin::new(&mut self).poll(&mut cx).is_ready() {
-                return; // refused before submission
+            if let Poll::Ready((res, buf)) = Pin::new(&mut self).poll(&mut cx) {
+                // Refused before submission (or, if ever, done at once).
+                return res.err().map(|e| (e, buf));
             }
         }
         if let State::Running(req) = std::mem::replace(&mut self.state, State::Done) {
             req.detach();
         }
+        None
     }
 }
 

@@ -308,8 +308,12 @@ impl Stream {
     pub(crate) fn drop_handle(&mut self, file: &Arc<OpenFile>) -> bool {
         self.handles = self.handles.saturating_sub(1);
         if self.handles > 0 {
-            let mut cx = Context::from_waker(Waker::noop());
-            self.write.submit(&mut cx, file);
+            // Start them if requests can be submitted from here (not under
+            // the signal notifier outside a runtime: they stay buffered).
+            if crate::ops::can_submit() {
+                let mut cx = Context::from_waker(Waker::noop());
+                self.write.submit(&mut cx, file);
+            }
             return false;
         }
         self.read.discard();

@@ -163,8 +163,16 @@ impl WriteChunk {
                 at,
             ));
         }
-        if let Some(w) = self.write.take() {
-            w.detach();
+        if let Some(w) = self.write.take()
+            && let Some((_, buf)) = w.detach()
+            && !crate::ops::can_submit()
+        {
+            // Refused because no request can be submitted from here (the
+            // signal notifier outside a runtime): write it now, as a
+            // `BufWriter` dropped unflushed does. (Other refusals are the
+            // write's own errors: nobody is left to report them to.)
+            let at = self.pos + self.written as u64;
+            let _ = file.write_all_blocking(&buf[self.written..], at);
         }
     }
 }
