@@ -2,7 +2,8 @@
 //! their first poll without AIO, misses (whole or partial) fall back to AIO
 //! with the same result, large reads and `O_DIRECT` never try it, a filesystem
 //! that refuses the flag is not asked again, and a loop of fast reads still
-//! yields to the other tasks (Tokio's budget).
+//! yields to the other tasks (Tokio's budget); `aiofs::read` of a cold small
+//! file finishes in one blocking task, without AIO.
 
 // The tests run one at a time (`serial`): they compare process-wide counters.
 #![allow(clippy::await_holding_lock)]
@@ -235,4 +236,66 @@ async fn a_loop_of_cached_reads_still_yields_to_other_tasks() {
         "5000 ready reads never yielded: Tokio's task budget was ignored"
     );
     other.await.unwrap();
+}
+
+/// A small file on disk: written, synced, and dropped from the page cache.
+fn uncached_small_file(dir: &Path, name: &str, len: usize) -> PathBuf {
+    let path = dir.join(name);
+    let f = std::fs::File::create(&path).unwrap();
+    f.write_all_at(&pattern_bytes(0, len), 0).unwrap();
+    f.sync_all().unwrap();
+    evict(&f, 0, len);
+    path
+}
+
+#[tokio::test]
+async fn aiofs_read_of_a_cold_small_file_takes_one_blocking_task_not_aio() {
+    let _serial = serial();
+    let dir = disk_dir();
+    // Sizes around the page and the fast path's limit (128 KiB, one byte of
+    // which `read` keeps for the end-of-file check).
+    for len in [0, 1, 4095, 4096, 20_000, 65_536, 131_070] {
+        let path = uncached_small_file(dir.path(), &format!("small{len}"), len);
+        // The path is in the dentry cache (just created): opened inline.
+        let before = aiofs::stats();
+        let got = aiofs::read(&path).await.unwrap();
+        assert!(got == pattern_bytes(0, len), "aiofs::read of {len} bytes");
+        let (_, missed, submitted) = delta(&before);
+        assert_eq!(
+            submitted,
+            0,
+            "{len} bytes: no AIO request: {:?}",
+            aiofs::stats()
+        );
+        if len > 0 {
+            assert_eq!(missed, 1, "{len} bytes: one miss: {:?}", aiofs::stats());
+        }
+    }
+}
+
+#[tokio::test]
+async fn aiofs_read_of_a_partly_cached_small_file_reads_every_byte() {
+    let _serial = serial();
+    let dir = disk_dir();
+    let len = 100_000;
+    let path = uncached_small_file(dir.path(), "partly", len);
+    // The first 16 KiB cached (written again), the rest not.
+    let std_file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    std_file.write_all_at(&pattern_bytes(0, 16_384), 0).unwrap();
+    let before = aiofs::stats();
+    let got = aiofs::read(&path).await.unwrap();
+    assert!(got == pattern_bytes(0, len), "aiofs::read: wrong bytes");
+    assert_eq!(delta(&before).2, 0, "no AIO request: {:?}", aiofs::stats());
+}
+
+#[tokio::test]
+async fn aiofs_read_of_a_larger_cold_file_takes_aio() {
+    let _serial = serial();
+    let dir = disk_dir();
+    let len = 512 * 1024;
+    let path = uncached_small_file(dir.path(), "larger", len);
+    let before = aiofs::stats();
+    let got = aiofs::read(&path).await.unwrap();
+    assert!(got == pattern_bytes(0, len), "aiofs::read: wrong bytes");
+    assert!(delta(&before).2 >= 1, "read with AIO: {:?}", aiofs::stats());
 }

@@ -10,8 +10,11 @@ use crate::ops::{self, OpenFile};
 ///
 /// When the path and the data are in the kernel's caches, the file is opened,
 /// sized and read on the calling thread, with no thread hop at all (`openat2`
-/// with `RESOLVE_CACHED`, `statx`, `preadv2(RWF_NOWAIT)`); what the page cache
-/// does not hold is read with AIO. Otherwise one blocking task opens and sizes
+/// with `RESOLVE_CACHED`, `statx`, `preadv2(RWF_NOWAIT)`). What the page cache
+/// does not hold of a small file (up to [`Config::nowait_max`], 128 KiB by
+/// default) is then read by one blocking task, as `tokio::fs::read` does (one
+/// thread hop costs less CPU than an AIO request's two); of a larger file, with
+/// AIO. Otherwise (a path not in the cache) one blocking task opens and sizes
 /// the file and, if it is small (up to 1 MiB), reads it, as `tokio::fs::read`
 /// does; a larger file is read with AIO. Either way it is read until a read
 /// returns 0 (a file that grows while being read is read to its end, as
@@ -22,6 +25,8 @@ use crate::ops::{self, OpenFile};
 /// Those of opening the file (`NotFound`, `PermissionDenied`, ...) and of reading
 /// it (`EISDIR` for a directory); `OutOfMemory` if the buffer for its size
 /// cannot be allocated (a huge sparse file), as `std::fs::read`.
+///
+/// [`Config::nowait_max`]: crate::Config::nowait_max
 ///
 /// # Examples
 ///
@@ -38,7 +43,7 @@ use crate::ops::{self, OpenFile};
 pub async fn read(path: impl AsRef<Path>) -> io::Result<Vec<u8>> {
     let path = path.as_ref();
     // Cached path: opened here, sized here, and read from the page cache here
-    // when it holds the data: no thread hop at all.
+    // when it holds the data: no thread hop at all (`read_whole`).
     let (file, hint) = match OpenFile::open_cached(path, 0)? {
         Some(file) => {
             let hint = file.size_hint();
@@ -54,10 +59,7 @@ pub async fn read(path: impl AsRef<Path>) -> io::Result<Vec<u8>> {
             }
         }
     };
-    let mut buf = Vec::new();
-    let hint = usize::try_from(hint).unwrap_or(usize::MAX);
-    ops::read_to_end_at(&file, &mut buf, 0, hint).await?;
-    Ok(buf)
+    ops::read_whole(&file, usize::try_from(hint).unwrap_or(usize::MAX)).await
 }
 
 /// The largest file `read` reads in the blocking task that opened it (a

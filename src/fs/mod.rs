@@ -16,21 +16,4 @@ pub use tokio::fs::{
     symlink_metadata, try_exists,
 };
 
-use std::io;
-
-/// Runs a blocking call on Tokio's blocking pool, or inline outside Tokio.
-pub(crate) async fn asyncify<F, T>(f: F) -> io::Result<T>
-where
-    F: FnOnce() -> io::Result<T> + Send + 'static,
-    T: Send + 'static,
-{
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) => match handle.spawn_blocking(f).await {
-            Ok(res) => res,
-            Err(e) => Err(io::Error::other(format!(
-                "aiofs: background task failed: {e}"
-            ))),
-        },
-        Err(_) => f(),
-    }
-}
+pub(crate) use crate::ops::asyncify;

@@ -23,12 +23,29 @@ pub use fsync::Sync;
 pub use read::ReadAt;
 pub use write::WriteAt;
 pub(crate) use {
-    read::{read_exact_at, read_to_end_at},
+    read::{read_exact_at, read_whole},
     write::write_all_at,
 };
 
 use crate::driver::{self, Driver, Token};
 use crate::sys::aio::Aiocb;
+
+/// Runs a blocking call on Tokio's blocking pool, or inline outside Tokio.
+pub(crate) async fn asyncify<F, T>(f: F) -> io::Result<T>
+where
+    F: FnOnce() -> io::Result<T> + Send + 'static,
+    T: Send + 'static,
+{
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => match handle.spawn_blocking(f).await {
+            Ok(res) => res,
+            Err(e) => Err(io::Error::other(format!(
+                "aiofs: background task failed: {e}"
+            ))),
+        },
+        Err(_) => f(),
+    }
+}
 
 /// A positioned request before its first poll: what it will need.
 #[derive(Debug)]

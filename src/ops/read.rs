@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use super::{InFlight, OpenFile, Pending, ReadKind, Use, admit, direct_stop};
 use crate::BufResult;
 use crate::buf::IoBufMut;
-use crate::driver::stats;
+use crate::driver::{self, stats};
 use crate::sys::aio::Aiocb;
 use crate::sys::nowait::{self, Outcome};
 
@@ -305,6 +305,78 @@ pub(crate) async fn read_to_end_at(
             return Ok(filled_now - start);
         }
         reserve(buf, buf.capacity().max(8192))?;
+    }
+}
+
+/// Reads a whole file of about `hint` bytes, for `aiofs::read`.
+///
+/// A file the fast path may read whole (at most
+/// [`Config::nowait_max`](crate::Config::nowait_max) bytes, not `O_DIRECT`) is
+/// read from the page cache on the caller's thread. If the cache does not hold
+/// all of it, the rest is read by one task on Tokio's blocking pool, as
+/// `tokio::fs::read` does: a cold small file costs one thread hop there, where
+/// an AIO request costs two (glibc's worker, then the completion signal) and
+/// about twice the CPU. The miss has already started the kernel's read-ahead,
+/// so the device works while the task starts. Any other file is read with AIO.
+pub(crate) async fn read_whole(file: &Arc<OpenFile>, hint: usize) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    let want = hint.saturating_add(1).max(64);
+    let fast = driver::get()?.settings().nowait_max;
+    if want > fast || !file.description().nowait_allowed() {
+        read_to_end_at(file, &mut buf, 0, hint).await?;
+        return Ok(buf);
+    }
+    // One byte more than the expected size: a file of exactly that size then
+    // ends with a short read.
+    reserve(&mut buf, want)?;
+    tokio::task::coop::consume_budget().await;
+    {
+        let use_ = file.begin()?;
+        let want = buf.capacity();
+        match from_cache(&use_, &mut buf, 0, 0, want) {
+            Cached::All(n) if n < want => {
+                stats::add(&stats::NOWAIT_READS, 1);
+                return Ok(buf);
+            }
+            Cached::All(_) => stats::add(&stats::NOWAIT_READS, 1),
+            Cached::Part(n) => {
+                if n > 0 {
+                    stats::add(&stats::NOWAIT_READS, 1);
+                }
+                stats::add(&stats::NOWAIT_MISSES, 1);
+            }
+        }
+    }
+    let file = Arc::clone(file);
+    super::asyncify(move || {
+        file.with_std(|f| pread_to_end(f, &mut buf))?;
+        Ok(buf)
+    })
+    .await
+}
+
+/// Appends the file from offset `buf.len()` to its end, with `pread` on the
+/// calling thread.
+fn pread_to_end(file: &std::fs::File, buf: &mut Vec<u8>) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    loop {
+        if buf.len() == buf.capacity() {
+            reserve(buf, buf.capacity().max(8192))?;
+        }
+        let filled = buf.len();
+        buf.resize(buf.capacity(), 0);
+        match file.read_at(&mut buf[filled..], filled as u64) {
+            Ok(0) => {
+                buf.truncate(filled);
+                return Ok(());
+            }
+            Ok(n) => buf.truncate(filled + n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => buf.truncate(filled),
+            Err(e) => {
+                buf.truncate(filled);
+                return Err(e);
+            }
+        }
     }
 }
 
