@@ -35,6 +35,9 @@ pub(super) const SCAN_EVERY: Duration = Duration::from_millis(200);
 const SCAN_FAST: Duration = Duration::from_millis(10);
 /// The time between checks of the quiet requests.
 const QUIET_EVERY: Duration = Duration::from_millis(1);
+/// While runtimes' listeners read the completions and requests are in flight,
+/// the notifier thread looks this often for completions they left unread.
+pub(super) const UNREAD_EVERY: Duration = Duration::from_millis(5);
 
 /// When the recovery rule last acted (kept in the table, under its lock).
 #[derive(Debug)]
@@ -73,9 +76,16 @@ impl Driver {
     }
 
     /// How long the recovery timer may sleep before [`on_wake`](Self::on_wake)
-    /// must run again.
-    pub(super) fn timer_timeout(&self) -> Duration {
-        self.table().next_due(Instant::now())
+    /// must run again; at most [`UNREAD_EVERY`] while requests are in flight if
+    /// `watch_unread`.
+    pub(super) fn timer_timeout(&self, watch_unread: bool) -> Duration {
+        let table = self.table();
+        let due = table.next_due(Instant::now());
+        if watch_unread && table.in_flight > 0 {
+            due.min(UNREAD_EVERY)
+        } else {
+            due
+        }
     }
 }
 

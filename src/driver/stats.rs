@@ -27,6 +27,7 @@ pub(crate) static SIGNALFD_SIGNALS: AtomicU64 = AtomicU64::new(0);
 pub(crate) static LOST_SIGNALS: AtomicU64 = AtomicU64::new(0);
 pub(crate) static QUIET_RESUBMITS: AtomicU64 = AtomicU64::new(0);
 pub(crate) static EXIT_HOLDS: AtomicU64 = AtomicU64::new(0);
+pub(crate) static UNREAD_DRAINS: AtomicU64 = AtomicU64::new(0);
 
 pub(crate) fn add(counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Relaxed);
@@ -123,6 +124,11 @@ pub struct Stats {
     /// Times a runtime's shutdown was held for the buffered writes of a
     /// dropped `File` (see the README, "What lands at exit").
     pub exit_holds: u64,
+    /// Times the notifier thread read completions that runtimes' listeners
+    /// left unread for a few milliseconds: requests credited to a runtime
+    /// nobody drives at the moment (`Handle::block_on` from another thread, a
+    /// current_thread runtime between `block_on` calls).
+    pub unread_drains: u64,
 }
 
 /// Reads the driver's counters.
@@ -169,5 +175,6 @@ pub fn stats() -> Stats {
         lost_signals: LOST_SIGNALS.load(Relaxed),
         quiet_resubmits: QUIET_RESUBMITS.load(Relaxed),
         exit_holds: EXIT_HOLDS.load(Relaxed),
+        unread_drains: UNREAD_DRAINS.load(Relaxed),
     }
 }

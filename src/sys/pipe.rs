@@ -1,7 +1,7 @@
 //! The self-pipe: `pipe2(O_CLOEXEC | O_NONBLOCK)`, written from the signal handler.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// Creates a non-blocking, close-on-exec pipe: `(read end, write end)`.
 pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
@@ -50,4 +50,22 @@ pub(crate) fn read(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
             _ => return Err(err),
         }
     }
+}
+
+/// Whether any of `fds` has data to read now (`poll` with no wait).
+pub(crate) fn any_readable(fds: &[BorrowedFd<'_>]) -> bool {
+    let mut pfds = [libc::pollfd {
+        fd: -1,
+        events: 0,
+        revents: 0,
+    }; 2];
+    for (p, fd) in pfds.iter_mut().zip(fds) {
+        p.fd = fd.as_raw_fd();
+        p.events = libc::POLLIN;
+    }
+    let n = fds.len().min(pfds.len());
+    // SAFETY: `pfds[..n]` is a valid array of `pollfd`, the descriptors are
+    // borrowed (open); a timeout of 0 never blocks.
+    let ret = unsafe { libc::poll(pfds.as_mut_ptr(), n as libc::nfds_t, 0) };
+    ret > 0 && pfds[..n].iter().any(|p| p.revents & libc::POLLIN != 0)
 }

@@ -45,8 +45,17 @@ fn quiet_probe_panics() {
 /// # Errors
 ///
 /// When the current runtime has no IO driver (or there is no runtime), or the
-/// registration fails.
+/// registration fails; and whenever the probe cannot be made safely: while
+/// this thread unwinds from a panic (a `File` dropped by a panicking task:
+/// touching the panic hook then, or a second panic, aborts the process), or
+/// when panics abort (`catch_unwind` cannot catch Tokio's). The caller then
+/// goes without the registration (the notifier thread serves its requests).
 pub(crate) fn readable(fd: BorrowedFd<'static>) -> io::Result<AsyncFd<StaticFd>> {
+    if cfg!(panic = "abort") || std::thread::panicking() {
+        return Err(io::Error::other(
+            "aiofs: no reactor registration while panicking or under panic = \"abort\"",
+        ));
+    }
     // Tokio panics when the runtime has no IO driver (there is no other way
     // to ask): turn that into an error, without reporting the panic.
     quiet_probe_panics();

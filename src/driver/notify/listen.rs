@@ -21,10 +21,11 @@ use std::io;
 use std::os::fd::AsFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use tokio::runtime::{Handle, Id};
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::Notify;
 
 use super::super::Driver;
 use super::super::stats::{self, LISTENERS, WAKEUPS};
@@ -53,11 +54,20 @@ pub(in super::super) struct Listeners {
     /// The runtimes never to spawn on again, the newest last: their listener
     /// was dropped (they are shutting down), or they have no IO driver.
     dead: Mutex<Vec<Id>>,
+    /// Bumped whenever a listener goes: what a thread remembers in [`KNOWN`]
+    /// holds only for the generation it was seen in.
+    generation: AtomicU64,
+    /// Bumped each time a listener drains: the notifier thread tells by it
+    /// whether tokens left in the pipe are being taken care of.
+    drained: AtomicU64,
+    /// Wakes the listeners when the signalfd opens (after they started).
+    signalfd_opened: Notify,
 }
 
 thread_local! {
-    /// The runtime this thread last saw with a listener.
-    static KNOWN: Cell<Option<Id>> = const { Cell::new(None) };
+    /// The runtime this thread last saw with a listener, and the listeners'
+    /// generation then.
+    static KNOWN: Cell<Option<(Id, u64)>> = const { Cell::new(None) };
 }
 
 /// Marks the runtime's listener gone when its task is dropped (its runtime
@@ -71,6 +81,7 @@ impl Drop for Guard {
         };
         listeners.forget(self.1);
         listeners.set_live(|live| live.retain(|&id| id != self.1));
+        listeners.generation.fetch_add(1, Ordering::AcqRel);
         // The notifier thread may have to read the pipe again.
         let _ = self.0.kick.wake();
     }
@@ -84,7 +95,21 @@ impl Listeners {
             spawning: Mutex::new(()),
             count: AtomicUsize::new(0),
             dead: Mutex::new(Vec::new()),
+            generation: AtomicU64::new(0),
+            drained: AtomicU64::new(0),
+            signalfd_opened: Notify::new(),
         }
+    }
+
+    /// How many times listeners drained so far.
+    pub(in super::super) fn drained(&self) -> u64 {
+        self.drained.load(Ordering::Acquire)
+    }
+
+    /// The signalfd just opened: the listeners that started without it
+    /// register it.
+    pub(in super::super) fn signalfd_opened(&self) {
+        self.signalfd_opened.notify_waiters();
     }
 
     /// Whether no runtime listens.
@@ -112,7 +137,8 @@ impl Listeners {
             }
         };
         let id = handle.id();
-        if KNOWN.get() == Some(id) {
+        let generation = self.generation.load(Ordering::Acquire);
+        if KNOWN.get() == Some((id, generation)) {
             return Ok(true);
         }
         // One spawn at a time (two threads of one runtime may get here at
@@ -120,7 +146,7 @@ impl Listeners {
         // once (its runtime shuts down) runs its guard right there.
         let _spawning = self.spawning.lock().unwrap_or_else(|e| e.into_inner());
         if self.lock_live().contains(&id) {
-            KNOWN.set(Some(id));
+            KNOWN.set(Some((id, generation)));
             return Ok(true);
         }
         let dying = self
@@ -132,6 +158,13 @@ impl Listeners {
             // This runtime is shutting down (it dropped its listener): a task
             // spawned there would be dropped at once. The notifier thread
             // serves its last requests.
+            return Ok(false);
+        }
+        if std::thread::panicking() {
+            // Spawning probes the runtime, which may panic (Tokio's, for a
+            // runtime without IO): while this thread unwinds (a `File` dropped
+            // by a panicking task), a second panic would abort the process.
+            // The notifier thread serves the request.
             return Ok(false);
         }
         // Listed first: the guard of a task dropped at once takes it out.
@@ -155,7 +188,12 @@ impl Listeners {
                 Kind::SignalStream => Err(e),
             };
         }
-        KNOWN.set(Some(id));
+        if !self.lock_live().contains(&id) {
+            // The task was dropped at once (the runtime shuts down): nobody
+            // listens there; the notifier thread serves the request.
+            return Ok(false);
+        }
+        KNOWN.set(Some((id, generation)));
         stats::add(&LISTENERS, 1);
         // The notifier thread may leave the pipe to the listeners now.
         let _ = driver.kick.wake();
@@ -183,6 +221,17 @@ impl Listeners {
     }
 }
 
+/// Runs one drain of a listener, counted (see [`Listeners::drained`]). A
+/// panic in code run from there (a waker, a buffer's `Drop`) must not end the
+/// listener, whose runtime would then wait for the recovery timer: it is
+/// caught, and the listener goes on.
+fn drained<R: Default>(driver: &Driver, f: impl FnOnce() -> R) -> R {
+    if let Some(l) = &driver.listeners {
+        l.drained.fetch_add(1, Ordering::AcqRel);
+    }
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_default()
+}
+
 /// Spawns the task reading Tokio's signal stream (signal notifier).
 fn spawn_stream(handle: &Handle, driver: &'static Driver, id: Id) -> io::Result<()> {
     let signo = driver.settings.signal;
@@ -204,27 +253,34 @@ fn spawn_stream(handle: &Handle, driver: &'static Driver, id: Id) -> io::Result<
         let driver = guard.0;
         let mut drain = Drain::new();
         // Anything may have finished while this runtime did not listen.
-        if !drain.run(driver, &driver.token_pipe) {
-            driver.on_wake(&[], true);
-        }
+        let wake = |drain: &mut Drain| {
+            drained(driver, || {
+                if !drain.run(driver, &driver.token_pipe) {
+                    // Another listener took the tokens; a merged (standard)
+                    // signal still asks for a scan.
+                    driver.on_wake(&[], true);
+                }
+            })
+        };
+        wake(&mut drain);
         while stream.recv().await.is_some() {
             stats::add(&WAKEUPS, 1);
-            if !drain.run(driver, &driver.token_pipe) {
-                // Another listener took the tokens; a merged (standard)
-                // signal still asks for a scan.
-                driver.on_wake(&[], true);
-            }
+            wake(&mut drain);
         }
     });
     Ok(())
 }
 
 /// Registers the self-pipe (and the `signalfd`, if open) with the runtime's
-/// reactor and spawns the task that drains them (pipe notifier).
+/// reactor and spawns the task that drains them (pipe notifier). A `signalfd`
+/// opened later is registered by the task when it opens.
 fn spawn_fds(handle: &Handle, driver: &'static Driver, id: Id) -> io::Result<()> {
+    let Some(listeners) = &driver.listeners else {
+        return Err(io::Error::other("aiofs: internal: no listeners"));
+    };
     // The driver and its descriptors live as long as the program.
     let pipe = crate::sys::reactor::readable(driver.token_pipe.as_fd())?;
-    let sfd = match super::signalfd() {
+    let mut sfd = match super::signalfd() {
         Some(fd) => Some(crate::sys::reactor::readable(fd)?),
         None => None,
     };
@@ -234,24 +290,48 @@ fn spawn_fds(handle: &Handle, driver: &'static Driver, id: Id) -> io::Result<()>
         let driver = guard.0;
         let mut drain = Drain::new();
         // Anything may have finished while this runtime did not listen.
-        drain.run(driver, &driver.token_pipe);
+        drained(driver, || drain.run(driver, &driver.token_pipe));
         loop {
+            let opened = listeners.signalfd_opened.notified();
+            tokio::pin!(opened);
+            if sfd.is_none() {
+                // Asked to be woken before looking: an opening in between
+                // is not missed.
+                opened.as_mut().enable();
+                if let Some(fd) = super::signalfd() {
+                    // The registration cannot panic here: this runtime's IO
+                    // driver took the pipe already.
+                    sfd = crate::sys::reactor::readable(fd).ok();
+                    // Signals may have been pending on it for a while.
+                    drained(driver, || {
+                        while super::drain_signalfd(driver, &mut drain.tokens) {}
+                    });
+                }
+            }
             let woke = match &sfd {
                 Some(sfd) => tokio::select! {
-                    g = pipe.readable() => g.map(|g| (g, false)),
-                    g = sfd.readable() => g.map(|g| (g, true)),
+                    g = pipe.readable() => g.map(|g| Some((g, false))),
+                    g = sfd.readable() => g.map(|g| Some((g, true))),
                 },
-                None => pipe.readable().await.map(|g| (g, false)),
+                None => tokio::select! {
+                    g = pipe.readable() => g.map(|g| Some((g, false))),
+                    () = &mut opened => Ok(None),
+                },
             };
-            let Ok((mut ready, from_sfd)) = woke else {
+            let (mut ready, from_sfd) = match woke {
+                Ok(Some(w)) => w,
+                // The signalfd opened: register it.
+                Ok(None) => continue,
                 // The reactor is gone (the runtime shuts down).
-                return;
+                Err(_) => return,
             };
             stats::add(&WAKEUPS, 1);
             if from_sfd {
-                while super::drain_signalfd(driver, &mut drain.tokens) {}
+                drained(driver, || {
+                    while super::drain_signalfd(driver, &mut drain.tokens) {}
+                });
             } else {
-                drain.run(driver, &driver.token_pipe);
+                drained(driver, || drain.run(driver, &driver.token_pipe));
             }
             // Drained to `EAGAIN`: wait for the next edge.
             ready.clear_ready();

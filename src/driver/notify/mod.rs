@@ -12,12 +12,20 @@
 //!   pipe while no runtime listens). It wakes at least every
 //!   [`SCAN_EVERY`](super::completion::SCAN_EVERY), sooner when the recovery
 //!   rule asks (quiet requests), and can be woken early (`Driver::kick`).
+//! - **Unread completions**: while runtimes' listeners read the pipe (and the
+//!   `signalfd`), a request may be credited to a runtime that nobody drives
+//!   right now (`Handle::block_on` from another thread, a current_thread
+//!   runtime between `block_on` calls). So while requests are in flight the
+//!   same thread looks every [`UNREAD_EVERY`](super::completion::UNREAD_EVERY):
+//!   completions still unread, with no listener having drained since it last
+//!   looked, are read there ([`Unread`]). A driven listener drains within
+//!   microseconds, so this never takes its work.
 
 mod listen;
 mod pipe;
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
@@ -109,6 +117,7 @@ fn run(driver: &'static Driver, mut poll: Poll, reads_pipe: bool) {
     let mut events = Events::with_capacity(8);
     let mut drain = Drain::new();
     let mut sources = Sources::default();
+    let mut unread = Unread::default();
     loop {
         // A panic in code run from here (a waker, a buffer's `Drop`) must not
         // stop the thread every later completion depends on.
@@ -120,6 +129,7 @@ fn run(driver: &'static Driver, mut poll: Poll, reads_pipe: bool) {
                 &mut events,
                 &mut drain,
                 &mut sources,
+                &mut unread,
             )
         }));
         if turn.is_err() {
@@ -136,13 +146,14 @@ fn turn(
     events: &mut Events,
     drain: &mut Drain,
     sources: &mut Sources,
+    unread: &mut Unread,
 ) {
     // Read the pipe (and the signalfd) here unless runtimes listen for
     // them and no request from outside a listening runtime waits.
     let here = driver.listeners.as_ref().is_none_or(Listeners::none)
         || driver.external.load(std::sync::atomic::Ordering::Acquire) > 0;
     sources.update(driver, poll, here);
-    if let Err(e) = poll.poll(events, Some(driver.timer_timeout()))
+    if let Err(e) = poll.poll(events, Some(driver.timer_timeout(!here)))
         && e.kind() != io::ErrorKind::Interrupted
     {
         // Nothing sensible to do but keep the recovery timer going.
@@ -157,9 +168,60 @@ fn turn(
     if reads_pipe && here {
         signalled |= drain_signalfd(driver, &mut drain.tokens);
     }
+    if !here {
+        signalled |= unread.check(driver, drain);
+    } else {
+        unread.seen = None;
+    }
     if !signalled {
         // The timer (or a kick): the recovery rule decides what to check.
         driver.on_wake(&[], false);
+    }
+}
+
+/// Completions the runtimes' listeners leave unread (see the module docs).
+#[derive(Default)]
+struct Unread {
+    /// When the notifier thread last found completions waiting, and how many
+    /// drains the listeners had made then.
+    seen: Option<(std::time::Instant, u64)>,
+}
+
+impl Unread {
+    /// Reads the completions waiting in the pipe (and the signalfd) if they
+    /// were already waiting [`UNREAD_EVERY`](super::completion::UNREAD_EVERY)
+    /// ago and no listener has drained since; returns whether it read any.
+    fn check(&mut self, driver: &Driver, drain: &mut Drain) -> bool {
+        let Some(listeners) = &driver.listeners else {
+            return false;
+        };
+        let pipe = driver.token_pipe.as_fd();
+        let waiting = match signalfd() {
+            Some(sfd) => sys::pipe::any_readable(&[pipe, sfd]),
+            None => sys::pipe::any_readable(&[pipe]),
+        };
+        if !waiting {
+            self.seen = None;
+            return false;
+        }
+        let now = std::time::Instant::now();
+        let drained = listeners.drained();
+        match self.seen {
+            Some((since, at)) if at == drained => {
+                if now.duration_since(since) < super::completion::UNREAD_EVERY {
+                    return false;
+                }
+            }
+            _ => {
+                self.seen = Some((now, drained));
+                return false;
+            }
+        }
+        self.seen = None;
+        stats::add(&stats::UNREAD_DRAINS, 1);
+        let mut got = drain.run(driver, &driver.token_pipe);
+        got |= drain_signalfd(driver, &mut drain.tokens);
+        got
     }
 }
 

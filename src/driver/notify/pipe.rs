@@ -30,7 +30,7 @@ mod linux {
     static SIGNALFD_FD: OnceLock<OwnedFd> = OnceLock::new();
 
     /// Opens the signalfd for `signo` (once); the notifier thread and the
-    /// runtimes' listeners pick it up.
+    /// runtimes' listeners (woken for it) pick it up.
     pub(super) fn open(signo: i32) -> io::Result<()> {
         if SIGNALFD_FD.get().is_none() {
             let sfd = sys::signalfd::open(signo)?;
@@ -38,6 +38,9 @@ mod linux {
             let _ = SIGNALFD_FD.set(sfd);
             if let Some(Ok(driver)) = DRIVER.get() {
                 let _ = driver.kick.wake();
+                if let Some(listeners) = &driver.listeners {
+                    listeners.signalfd_opened();
+                }
             }
         }
         Ok(())
