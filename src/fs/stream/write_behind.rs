@@ -35,11 +35,24 @@ pub(super) const WRITE_CHUNK: usize = 1 << 20;
 pub(crate) type Target = Option<u64>;
 
 /// Whether a chunk may start: every older chunk it overlaps is done; or one of
-/// them still runs; or one of them failed (and waits for a retry).
+/// them still runs (or waits for one that runs); or every one of them that is
+/// not done failed, or waits behind a failed one (for a retry by a flush).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Gate {
     Run,
     Running,
     Failed,
+}
+
+impl Gate {
+    /// The gate of a chunk held by two older ones: one that runs will wake it.
+    fn and(self, other: Gate) -> Gate {
+        match (self, other) {
+            (Gate::Running, _) | (_, Gate::Running) => Gate::Running,
+            (Gate::Failed, _) | (_, Gate::Failed) => Gate::Failed,
+            (Gate::Run, Gate::Run) => Gate::Run,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -240,24 +253,40 @@ impl WriteSide {
     /// lost to a full signal queue runs again later: two overlapping chunks in
     /// flight at once could then land in the wrong order (and a retried failed
     /// chunk likewise).
+    ///
+    /// Worked out oldest first, in one pass: an older chunk that is not done
+    /// and has no request (held itself, or armed for a retry) passes on its
+    /// own gate. A chunk held, through any chain of such chunks, by a failed
+    /// one is `Failed`: nothing in flight would ever wake it. It is `Running`
+    /// only if the chain ends at a chunk that runs (or may start: the passes
+    /// poll oldest first, so that one starts before it is looked at).
     fn may_run(&self, i: usize) -> Gate {
-        let c = &self.inflight[i];
-        if c.write.is_some() {
+        if self.inflight[i].write.is_some() {
             return Gate::Run;
         }
-        let mut gate = Gate::Run;
-        for o in self
-            .inflight
-            .range(..i)
-            .filter(|o| !o.is_done() && o.overlaps(c))
-        {
-            if !o.failed {
-                // Running (or waiting itself): its completion wakes us.
-                return Gate::Running;
-            }
-            gate = Gate::Failed;
+        let mut gates: Vec<Gate> = Vec::with_capacity(i + 1);
+        for (j, c) in self.inflight.range(..=i).enumerate() {
+            let gate = if c.write.is_some() {
+                Gate::Run
+            } else {
+                self.inflight
+                    .range(..j)
+                    .zip(&gates)
+                    .filter(|(o, _)| !o.is_done() && o.overlaps(c))
+                    .map(|(o, &gate)| {
+                        if o.failed || gate == Gate::Failed {
+                            Gate::Failed
+                        } else {
+                            // Runs, or starts first, or waits for one that
+                            // runs: a completion wakes us.
+                            Gate::Running
+                        }
+                    })
+                    .fold(Gate::Run, Gate::and)
+            };
+            gates.push(gate);
         }
-        gate
+        gates.pop().unwrap_or(Gate::Run)
     }
 
     /// Drives chunk `i` if it may run; records its error. `Pending` if it runs
