@@ -65,6 +65,17 @@ static DRIVER: OnceLock<Result<Driver, (io::ErrorKind, String)>> = OnceLock::new
 /// (without exec) from a process that used aiofs: glibc's AIO threads and
 /// aiofs's notifier did not survive the fork.
 pub(crate) fn get() -> io::Result<&'static Driver> {
+    check_not_forked()?;
+    match DRIVER.get_or_init(Driver::start) {
+        Ok(driver) => Ok(driver),
+        Err((kind, msg)) => Err(io::Error::new(*kind, msg.clone())),
+    }
+}
+
+/// `Unsupported` in a child forked (without exec) from a process that used
+/// aiofs: glibc's AIO threads and aiofs's notifier did not survive the fork,
+/// and the data its copies of `File`s hold is the parent's to write.
+pub(crate) fn check_not_forked() -> io::Result<()> {
     if crate::sys::forked() {
         return Err(io::Error::new(
             io::ErrorKind::Unsupported,
@@ -72,10 +83,7 @@ pub(crate) fn get() -> io::Result<&'static Driver> {
              used aiofs; glibc's AIO threads and aiofs's notifier do not survive a fork",
         ));
     }
-    match DRIVER.get_or_init(Driver::start) {
-        Ok(driver) => Ok(driver),
-        Err((kind, msg)) => Err(io::Error::new(*kind, msg.clone())),
-    }
+    Ok(())
 }
 
 /// The driver if it is running, for the notifier threads.

@@ -37,9 +37,12 @@ const DEFAULT_MAX_BUF_SIZE: usize = 2 * 1024 * 1024;
 /// `tokio::fs::File`, with read-ahead and write-behind: see the crate's README
 /// ("The stream"). Buffered writes are written by `flush`, `shutdown`,
 /// `sync_all`, `sync_data`, `metadata`, `set_len`, `try_clone`, `into_std`, any
-/// read, and in the background when the `File` is dropped; only `flush`,
-/// `shutdown`, `sync_all` and `sync_data` report their errors (and any later
-/// write). The positioned methods bypass the stream's buffers.
+/// read, and in the background when the `File` is dropped, in the order they
+/// were made (where no request can be submitted, under the signal notifier
+/// outside a runtime, the drop writes them with `pwrite`, after the writes in
+/// flight before them); only `flush`, `shutdown`, `sync_all` and `sync_data`
+/// report their errors (and any later write). The positioned methods bypass
+/// the stream's buffers.
 ///
 /// # Examples
 ///

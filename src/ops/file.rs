@@ -413,8 +413,14 @@ impl OpenFile {
     /// Writes `buf` at `pos` with `pwrite` on the calling thread, as a use of
     /// the descriptor: for the data of a `File` dropped where no request can
     /// be submitted (the signal notifier outside a runtime).
+    ///
+    /// # Errors
+    ///
+    /// `Unsupported` in a child forked (without exec): the data is the
+    /// parent's, which writes it itself.
     pub(crate) fn write_all_blocking(self: &Arc<Self>, buf: &[u8], pos: u64) -> io::Result<()> {
         use std::os::unix::fs::FileExt;
+        crate::driver::check_not_forked()?;
         let _use = self.begin()?;
         if self.desc.is_append() {
             std::io::Write::write_all(&mut &*self.own.fd.std(), buf)

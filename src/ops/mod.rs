@@ -142,6 +142,13 @@ pub(crate) fn can_submit() -> bool {
     driver::get().and_then(|d| d.can_submit()).is_ok()
 }
 
+/// Whether this process is a child forked (without exec) from one that used
+/// aiofs: nothing may be written there on a `File`'s behalf (its data, and its
+/// requests in flight, are the parent's).
+pub(crate) fn in_forked_child() -> bool {
+    driver::check_not_forked().is_err()
+}
+
 /// [`prepare`] then [`check_request`]: what a single request's first poll does.
 /// The use comes first: once `into_std` gave the descriptor away, not even the
 /// checks (`lseek`) may touch its number.

@@ -18,7 +18,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll, Wake, Waker, ready};
 
 use crate::driver::is_outcome_unknown;
 use crate::ops::{OpenFile, WriteAt};
@@ -35,11 +35,24 @@ pub(super) const WRITE_CHUNK: usize = 1 << 20;
 pub(crate) type Target = Option<u64>;
 
 /// Whether a chunk may start: every older chunk it overlaps is done; or one of
-/// them still runs; or one of them failed (and waits for a retry).
+/// them still runs (or waits for one that runs); or every one of them that is
+/// not done failed, or waits behind a failed one (for a retry by a flush).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Gate {
     Run,
     Running,
     Failed,
+}
+
+impl Gate {
+    /// The gate of a chunk held by two older ones: one that runs will wake it.
+    fn and(self, other: Gate) -> Gate {
+        match (self, other) {
+            (Gate::Running, _) | (_, Gate::Running) => Gate::Running,
+            (Gate::Failed, _) | (_, Gate::Failed) => Gate::Failed,
+            (Gate::Run, Gate::Run) => Gate::Run,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -148,7 +161,8 @@ impl WriteChunk {
 
     /// Submits what is left without waiting for it (the `File` is gone): the
     /// driver keeps the request until the OS is done, and holds the runtime's
-    /// shutdown for it. (A short write's rest is not written.)
+    /// shutdown for it. (A short write's rest is not written; a refusal is the
+    /// write's own error: nobody is left to report it to.)
     fn detach(mut self, file: &Arc<OpenFile>) {
         if self.write.is_none() {
             if self.written >= self.len {
@@ -163,17 +177,63 @@ impl WriteChunk {
                 at,
             ));
         }
-        if let Some(w) = self.write.take()
-            && let Some((_, buf)) = w.detach()
-            && !crate::ops::can_submit()
-        {
-            // Refused because no request can be submitted from here (the
-            // signal notifier outside a runtime): write it now, as a
-            // `BufWriter` dropped unflushed does. (Other refusals are the
-            // write's own errors: nobody is left to report them to.)
-            let at = self.pos + self.written as u64;
-            let _ = file.write_all_blocking(&buf[self.written..], at);
+        if let Some(w) = self.write.take() {
+            let _ = w.detach();
         }
+    }
+
+    /// Waits on this thread for its request in flight, if any (the `File` is
+    /// gone and no request can be submitted from here; the driver completes
+    /// the request whether or not a runtime listens).
+    fn wait_here(&mut self) {
+        let Some(write) = self.write.take() else {
+            return;
+        };
+        let (res, buf) = wait_on_this_thread(write);
+        self.buf = Some(buf);
+        match res {
+            Ok(n) => self.written += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // The outcome unknown (never written again), or the write's own
+            // error: given up, as a detached request's (nobody is left to
+            // report it to).
+            Err(_) => self.written = self.len,
+        }
+    }
+
+    /// Writes what is left with `pwrite` on this thread (the `File` is gone
+    /// and no request can be submitted from here), as a `BufWriter` dropped
+    /// unflushed does.
+    fn write_here(mut self, file: &Arc<OpenFile>) {
+        self.wait_here();
+        if self.written >= self.len {
+            return;
+        }
+        let at = self.pos + self.written as u64;
+        if let Some(rest) = self.buf.as_ref().and_then(|b| b.get(self.written..)) {
+            let _ = file.write_all_blocking(rest, at);
+        }
+    }
+}
+
+/// Polls `fut` on this thread until it is ready, parking in between: for a
+/// request already in flight, which the driver completes (and wakes) from
+/// its own threads or any runtime's listener.
+fn wait_on_this_thread<F: Future + Unpin>(mut fut: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        if let Poll::Ready(out) = Pin::new(&mut fut).poll(&mut cx) {
+            return out;
+        }
+        // A wake-up between the poll and here makes `park` return at once.
+        std::thread::park();
     }
 }
 
@@ -240,24 +300,40 @@ impl WriteSide {
     /// lost to a full signal queue runs again later: two overlapping chunks in
     /// flight at once could then land in the wrong order (and a retried failed
     /// chunk likewise).
+    ///
+    /// Worked out oldest first, in one pass: an older chunk that is not done
+    /// and has no request (held itself, or armed for a retry) passes on its
+    /// own gate. A chunk held, through any chain of such chunks, by a failed
+    /// one is `Failed`: nothing in flight would ever wake it. It is `Running`
+    /// only if the chain ends at a chunk that runs (or may start: the passes
+    /// poll oldest first, so that one starts before it is looked at).
     fn may_run(&self, i: usize) -> Gate {
-        let c = &self.inflight[i];
-        if c.write.is_some() {
+        if self.inflight[i].write.is_some() {
             return Gate::Run;
         }
-        let mut gate = Gate::Run;
-        for o in self
-            .inflight
-            .range(..i)
-            .filter(|o| !o.is_done() && o.overlaps(c))
-        {
-            if !o.failed {
-                // Running (or waiting itself): its completion wakes us.
-                return Gate::Running;
-            }
-            gate = Gate::Failed;
+        let mut gates: Vec<Gate> = Vec::with_capacity(i + 1);
+        for (j, c) in self.inflight.range(..=i).enumerate() {
+            let gate = if c.write.is_some() {
+                Gate::Run
+            } else {
+                self.inflight
+                    .range(..j)
+                    .zip(&gates)
+                    .filter(|(o, _)| !o.is_done() && o.overlaps(c))
+                    .map(|(o, &gate)| {
+                        if o.failed || gate == Gate::Failed {
+                            Gate::Failed
+                        } else {
+                            // Runs, or starts first, or waits for one that
+                            // runs: a completion wakes us.
+                            Gate::Running
+                        }
+                    })
+                    .fold(Gate::Run, Gate::and)
+            };
+            gates.push(gate);
         }
-        gate
+        gates.pop().unwrap_or(Gate::Run)
     }
 
     /// Drives chunk `i` if it may run; records its error. `Pending` if it runs
@@ -388,15 +464,57 @@ impl WriteSide {
     }
 
     /// Hands pending writes to the driver without waiting (the last `File` of
-    /// the description is dropped).
+    /// the description is dropped): the chunks oldest first, then the
+    /// buffered bytes (the newest). They all go to the file's own descriptor,
+    /// on which glibc runs them in that order, after the requests already in
+    /// flight. Where no request can be submitted, see [`Self::write_here`];
+    /// in a child forked without exec, nothing is written (the data, and the
+    /// requests in flight, are the parent's).
     pub(super) fn detach(&mut self, file: &Arc<OpenFile>) {
         if !self.buf.is_empty() {
             let buf = std::mem::take(&mut self.buf);
             let append = file.description().is_append();
-            WriteChunk::new(self.next_seq, buf, self.at, append).detach(file);
+            let chunk = WriteChunk::new(self.next_seq, buf, self.at, append);
+            self.next_seq += 1;
+            self.inflight.push_back(chunk);
         }
-        for c in self.inflight.drain(..) {
-            c.detach(file);
+        let chunks = std::mem::take(&mut self.inflight);
+        if crate::ops::can_submit() {
+            for c in chunks {
+                c.detach(file);
+            }
+        } else if !crate::ops::in_forked_child() {
+            Self::write_here(chunks, file);
+        }
+    }
+
+    /// Where no request can be submitted (the signal notifier outside a
+    /// runtime): the chunks without a request (held, or failed) and the
+    /// buffered bytes are written with `pwrite` on this thread, oldest first,
+    /// each after the requests in flight that it overlaps, waited for here
+    /// (they are in glibc's queue already: a `pwrite` would overtake them).
+    /// Requests in flight that nothing after them overlaps run on in the
+    /// driver's care.
+    fn write_here(chunks: VecDeque<WriteChunk>, file: &Arc<OpenFile>) {
+        let mut running: Vec<WriteChunk> = Vec::new();
+        for c in chunks {
+            if c.write.is_some() {
+                running.push(c);
+                continue;
+            }
+            if c.written >= c.len {
+                continue;
+            }
+            let (before, rest): (Vec<_>, Vec<_>) =
+                running.into_iter().partition(|r| r.overlaps(&c));
+            running = rest;
+            for r in before {
+                r.write_here(file);
+            }
+            c.write_here(file);
+        }
+        for r in running {
+            r.detach(file);
         }
     }
 }
