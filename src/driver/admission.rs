@@ -128,10 +128,9 @@ impl Table {
     fn refused(&mut self, token: Token, key: usize, out: &mut AfterUnlock) -> bool {
         add(&EAGAIN_RETRIES, 1);
         #[cfg(feature = "tracing")]
-        tracing::debug!(
-            in_flight = self.in_flight,
-            "aiofs: glibc refused a submission with EAGAIN (no AIO thread or memory): queued again"
-        );
+        out.events.push(super::trace::Event::Refused {
+            in_flight: self.in_flight,
+        });
         if self.in_flight == 0 {
             let slot = &mut self.slots[key];
             slot.idle_refusals += 1;

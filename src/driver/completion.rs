@@ -66,13 +66,26 @@ impl Driver {
         // Tokens first (drained by the caller), then the flag, then act.
         let overflow = OVERFLOW.swap(false, std::sync::atomic::Ordering::AcqRel);
         let merged = signalled && self.merged_signal;
-        self.with_table(|t, out| {
+        let _found = self.with_table(|t, out| {
             for &raw in tokens {
                 t.complete(Token::from_raw(raw), out);
             }
-            t.recover(Instant::now(), overflow || merged, out);
+            let found = t.recover(Instant::now(), overflow || merged, out);
             t.fill(out);
+            found
         });
+        #[cfg(feature = "tracing")]
+        if let Some((found, lost_results)) = _found
+            && !super::notify::tokens_waiting(self)
+        {
+            // Completions found while tokens wait to be read are most likely
+            // theirs (on their way to a listener): only report the others.
+            super::trace::Event::LostSignals {
+                found,
+                lost_results,
+            }
+            .emit();
+        }
     }
 
     /// How long the recovery timer may sleep before [`on_wake`](Self::on_wake)
@@ -90,30 +103,29 @@ impl Driver {
 }
 
 impl Table {
-    /// The recovery rule (see the module docs).
-    fn recover(&mut self, now: Instant, scan_now: bool, out: &mut AfterUnlock) {
+    /// The recovery rule (see the module docs). Returns what a periodic scan
+    /// (not one a missing token asked for) found: `(completions, whether
+    /// results were lost)`.
+    fn recover(
+        &mut self,
+        now: Instant,
+        scan_now: bool,
+        out: &mut AfterUnlock,
+    ) -> Option<(u64, bool)> {
         let r = &mut self.recovery;
         let scan_due = self.in_flight > 0 && now.duration_since(r.last_scan) >= r.scan_every;
         if scan_now || scan_due {
             let (found, lost) = self.scan(out);
-            #[cfg(feature = "tracing")]
-            if found > 0 && !scan_now {
-                tracing::warn!(
-                    found,
-                    lost_results = lost,
-                    "aiofs: a recovery scan found completions whose signal was lost"
-                );
-            }
-            #[cfg(not(feature = "tracing"))]
-            let _ = found;
             let r = &mut self.recovery;
             r.last_scan = now;
             r.last_quiet = now;
             r.scan_every = if lost { SCAN_FAST } else { SCAN_EVERY };
+            return (found > 0 && !scan_now).then_some((found, lost));
         } else if !self.quiet.is_empty() && now.duration_since(r.last_quiet) >= QUIET_EVERY {
             r.last_quiet = now;
             self.poll_quiet(out);
         }
+        None
     }
 
     /// How long until the recovery rule must act again: at most `SCAN_EVERY`

@@ -147,6 +147,10 @@ pub(crate) struct AfterUnlock {
     pub(super) orphans: u64,
     /// A request now waits for the recovery timer sooner than it would tick.
     pub(super) kick_timer: bool,
+    /// `tracing` events, emitted once the lock is released (a slow subscriber
+    /// must not hold up every completion).
+    #[cfg(feature = "tracing")]
+    pub(super) events: Vec<super::trace::Event>,
 }
 
 impl AfterUnlock {
@@ -162,5 +166,7 @@ impl AfterUnlock {
         if self.kick_timer {
             kick();
         }
+        #[cfg(feature = "tracing")]
+        self.events.into_iter().for_each(super::trace::Event::emit);
     }
 }

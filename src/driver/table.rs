@@ -390,10 +390,7 @@ impl Table {
                 add(&QUIET_RESUBMITS, 1);
                 add(&EAGAIN_RETRIES, 1);
                 #[cfg(feature = "tracing")]
-                tracing::warn!(
-                    "aiofs: glibc lost a result to a full signal queue (RLIMIT_SIGPENDING): \
-                     the request runs again, without a signal"
-                );
+                out.events.push(super::trace::Event::LostResult);
                 slot.quiet = true;
                 slot.cb().set_notify(Notify::Quiet);
                 return match slot.cb().submit() {
@@ -464,11 +461,10 @@ impl Table {
         if let Some(at) = slot.started_at {
             let took = at.elapsed();
             if took >= super::trace::slow() {
-                tracing::warn!(
-                    took_ms = took.as_millis() as u64,
-                    ok = res.is_ok(),
-                    "aiofs: a request took longer than AIOFS_SLOW_MS"
-                );
+                out.events.push(super::trace::Event::Slow {
+                    took_ms: took.as_millis() as u64,
+                    ok: res.is_ok(),
+                });
             }
         }
         out.released.extend(slot.release.take());

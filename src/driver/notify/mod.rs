@@ -179,6 +179,15 @@ fn turn(
     }
 }
 
+/// Whether tokens (or signals on the `signalfd`) wait to be read.
+pub(super) fn tokens_waiting(driver: &Driver) -> bool {
+    let pipe = driver.token_pipe.as_fd();
+    match signalfd() {
+        Some(sfd) => sys::pipe::any_readable(&[pipe, sfd]),
+        None => sys::pipe::any_readable(&[pipe]),
+    }
+}
+
 /// Completions the runtimes' listeners leave unread (see the module docs).
 #[derive(Default)]
 struct Unread {
@@ -195,12 +204,7 @@ impl Unread {
         let Some(listeners) = &driver.listeners else {
             return false;
         };
-        let pipe = driver.token_pipe.as_fd();
-        let waiting = match signalfd() {
-            Some(sfd) => sys::pipe::any_readable(&[pipe, sfd]),
-            None => sys::pipe::any_readable(&[pipe]),
-        };
-        if !waiting {
+        if !tokens_waiting(driver) {
             self.seen = None;
             return false;
         }
