@@ -290,15 +290,87 @@ pub(crate) fn is_append(flags: i32) -> bool {
     flags & libc::O_APPEND != 0
 }
 
-/// Set once `openat2` (Linux 5.6) or `RESOLVE_CACHED` (5.12) is refused.
+/// Whether `openat2` with `RESOLVE_CACHED` works here: unknown, yes, no.
 #[cfg(any(target_os = "linux", target_os = "android"))]
-static NO_CACHED_OPEN: AtomicBool = AtomicBool::new(false);
+static CACHED_OPEN: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const CACHED_OPEN_YES: u8 = 1;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const CACHED_OPEN_NO: u8 = 2;
+
+/// `openat2(AT_FDCWD, path, flags | O_CLOEXEC, RESOLVE_CACHED)`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn openat2_cached(path: &std::ffi::CStr, flags: i32) -> io::Result<OwnedFd> {
+    /// `struct open_how` (`linux/openat2.h`), version 0 (24 bytes).
+    #[repr(C)]
+    struct OpenHow {
+        flags: u64,
+        mode: u64,
+        resolve: u64,
+    }
+    let how = OpenHow {
+        flags: (flags | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: libc::RESOLVE_CACHED,
+    };
+    // SAFETY: `path` is a NUL-terminated string and `how` a valid `open_how`
+    // of the size given, both live for the call, which keeps no pointer.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            &raw const how,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `openat2` returned a new descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) })
+}
+
+/// Whether `openat2` (Linux 5.6) with `RESOLVE_CACHED` (5.12) works here,
+/// asked once with arguments valid wherever it does (an `O_PATH` open of
+/// `/`): a caller's open may be refused for its own flags (`O_TMPFILE`
+/// read-only, `O_DIRECT` where the filesystem refuses it, `O_NOATIME` on
+/// another user's file), which says nothing about the next one. A seccomp
+/// policy refusing `openat2` answers `EPERM` or `ENOSYS`: no.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn cached_open_works() -> bool {
+    match CACHED_OPEN.load(Ordering::Relaxed) {
+        CACHED_OPEN_YES => return true,
+        CACHED_OPEN_NO => return false,
+        _ => {}
+    }
+    let answer = match openat2_cached(c"/", libc::O_PATH) {
+        // EAGAIN: the flag is known (an older kernel says EINVAL).
+        Ok(_) => CACHED_OPEN_YES,
+        Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => CACHED_OPEN_YES,
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ENOSYS | libc::E2BIG | libc::EINVAL | libc::EPERM | libc::EOPNOTSUPP)
+            ) =>
+        {
+            CACHED_OPEN_NO
+        }
+        // No descriptor or memory to spare now (`EMFILE`, `ENOMEM`): ask again
+        // next time.
+        Err(_) => return false,
+    };
+    CACHED_OPEN.store(answer, Ordering::Relaxed);
+    answer == CACHED_OPEN_YES
+}
 
 /// Opens `path` with `flags` (`O_CLOEXEC` added) only if every component of
 /// the path is in the kernel's lookup cache (`openat2` with `RESOLVE_CACHED`):
 /// the open then needs no device or server, and may run on a runtime thread.
-/// `Ok(None)` when it would have to look further (or the kernel cannot say:
-/// older than 5.12, or not Linux): open it elsewhere.
+/// `Ok(None)` when it would have to look further, when the kernel cannot say
+/// (older than 5.12, a seccomp policy refusing `openat2`, not Linux), or when
+/// `openat2` refuses this open's flags (`EINVAL`, `EPERM`): open it elsewhere,
+/// which reports the real outcome.
 ///
 /// # Errors
 ///
@@ -308,52 +380,25 @@ pub(crate) fn open_cached(path: &std::path::Path, flags: i32) -> io::Result<Opti
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
         use std::os::unix::ffi::OsStrExt;
-        if NO_CACHED_OPEN.load(Ordering::Relaxed) {
-            return Ok(None);
-        }
         let path = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| {
             io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "file name contained an unexpected NUL byte",
             )
         })?;
-        /// `struct open_how` (`linux/openat2.h`), version 0 (24 bytes).
-        #[repr(C)]
-        struct OpenHow {
-            flags: u64,
-            mode: u64,
-            resolve: u64,
+        if !cached_open_works() {
+            return Ok(None);
         }
-        let how = OpenHow {
-            flags: (flags | libc::O_CLOEXEC) as u64,
-            mode: 0,
-            resolve: libc::RESOLVE_CACHED,
-        };
-        // SAFETY: `path` is a NUL-terminated string and `how` a valid
-        // `open_how` of the size given, both live for the call.
-        let ret = unsafe {
-            libc::syscall(
-                libc::SYS_openat2,
-                libc::AT_FDCWD,
-                path.as_ptr(),
-                &raw const how,
-                std::mem::size_of::<OpenHow>(),
-            )
-        };
-        if ret >= 0 {
-            // SAFETY: `openat2` returned a new descriptor nobody else owns.
-            return Ok(Some(unsafe { OwnedFd::from_raw_fd(ret as RawFd) }));
-        }
-        let err = io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::EAGAIN) => Ok(None),
-            Some(libc::ENOSYS) | Some(libc::E2BIG) | Some(libc::EINVAL) | Some(libc::EPERM) => {
-                // No openat2, or RESOLVE_CACHED unknown (EINVAL), or a seccomp
-                // policy refusing it: never ask again.
-                NO_CACHED_OPEN.store(true, Ordering::Relaxed);
-                Ok(None)
-            }
-            _ => Err(err),
+        match openat2_cached(&path, flags) {
+            Ok(fd) => Ok(Some(fd)),
+            Err(e) => match e.raw_os_error() {
+                // Not all cached; or flags openat2 refuses where open(2) may
+                // not (it checks them more strictly), for this open only.
+                Some(libc::EAGAIN | libc::EINVAL | libc::EPERM | libc::E2BIG | libc::ENOSYS) => {
+                    Ok(None)
+                }
+                _ => Err(e),
+            },
         }
     }
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
