@@ -87,6 +87,10 @@ impl fmt::Debug for File {
 impl File {
     /// Opens a file read-only, as `tokio::fs::File::open`.
     ///
+    /// A regular file whose path the kernel's lookup cache holds is opened
+    /// on the calling thread, with no thread hop; anything else on Tokio's
+    /// blocking pool, as `tokio::fs` does (see [`OpenOptions::open`]).
+    ///
     /// # Errors
     ///
     /// Those of `std::fs::File::open` (e.g. `NotFound`, `PermissionDenied`).

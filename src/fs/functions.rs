@@ -4,19 +4,23 @@ use std::io;
 use std::path::Path;
 
 use super::{File, asyncify};
-use crate::ops::{self, OpenFile};
+use crate::ops::{self, Inline, OpenFile, Reopen};
 
 /// Reads a whole file into a `Vec`, as `tokio::fs::read`.
 ///
-/// When the path and the data are in the kernel's caches, the file is opened,
-/// sized and read on the calling thread, with no thread hop at all (`openat2`
-/// with `RESOLVE_CACHED`, `statx`, `preadv2(RWF_NOWAIT)`). What the page cache
+/// When the path and the data are in the kernel's caches, a regular file is
+/// opened, sized and read on the calling thread, with no thread hop at all
+/// (`openat2` with `RESOLVE_CACHED` and `O_NONBLOCK`, `statx`,
+/// `preadv2(RWF_NOWAIT)`; see [`OpenOptions::open`] for what that open never
+/// waits for, and the one wait it cannot avoid, on FUSE). What the page cache
 /// does not hold of a small file (up to [`Config::nowait_max`], 128 KiB by
 /// default) is then read by one blocking task, as `tokio::fs::read` does (one
 /// thread hop costs less CPU than an AIO request's two); of a larger file, with
-/// AIO. Otherwise (a path not in the cache) one blocking task opens and sizes
-/// the file and, if it is small (up to 1 MiB), reads it, as `tokio::fs::read`
-/// does; a larger file is read with AIO. Either way it is read until a read
+/// AIO. Otherwise (a path not in the cache, or a file that is not a regular
+/// one: a FIFO, a pipe's `/dev/fd/N`, a device) one blocking task opens and
+/// sizes the file and, if it is small (up to 1 MiB), reads it, as
+/// `tokio::fs::read` does (a FIFO is read from its writer until it closes); a
+/// larger file is read with AIO. Either way it is read until a read
 /// returns 0 (a file that grows while being read is read to its end, as
 /// `std::fs::read` does).
 ///
@@ -27,6 +31,7 @@ use crate::ops::{self, OpenFile};
 /// cannot be allocated (a huge sparse file), as `std::fs::read`.
 ///
 /// [`Config::nowait_max`]: crate::Config::nowait_max
+/// [`OpenOptions::open`]: crate::OpenOptions::open
 ///
 /// # Examples
 ///
@@ -45,15 +50,12 @@ pub async fn read(path: impl AsRef<Path>) -> io::Result<Vec<u8>> {
     // Cached path: opened here, sized here, and read from the page cache here
     // when it holds the data: no thread hop at all (`read_whole`).
     let (file, hint) = match OpenFile::open_cached(path, 0)? {
-        Some(file) => {
-            let hint = file.size_hint();
-            (file, hint)
-        }
-        None => {
+        Inline::Opened(file, size) => (file, size),
+        Inline::Blocking(reopen) => {
             // One hop, as `tokio::fs::read`: open, size and, for a small file,
             // the read itself in one blocking task.
             let path = path.to_owned();
-            match asyncify(move || open_and_read_small(&path)).await? {
+            match asyncify(move || open_and_read_small(reopen, &path)).await? {
                 Opened::Whole(data) => return Ok(data),
                 Opened::Large(file, size) => (file, size),
             }
@@ -72,11 +74,11 @@ enum Opened {
     Large(std::sync::Arc<OpenFile>, u64),
 }
 
-/// Opens `path` and, if it is small, reads it whole (`try_reserve`d: a size
-/// the allocator refuses is `OutOfMemory`).
-fn open_and_read_small(path: &Path) -> io::Result<Opened> {
+/// Opens `path` (finishes `reopen`) and, if it is small, reads it whole
+/// (`try_reserve`d: a size the allocator refuses is `OutOfMemory`).
+fn open_and_read_small(reopen: Reopen, path: &Path) -> io::Result<Opened> {
     use std::io::Read;
-    let mut std_file = std::fs::File::open(path)?;
+    let mut std_file = reopen.finish(|| std::fs::File::open(path))?;
     let size = std_file.metadata().map(|m| m.len()).unwrap_or(0);
     if size > READ_IN_TASK {
         return Ok(Opened::Large(OpenFile::from_owned(std_file.into()), size));

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::stream::Shared;
 use super::{File, asyncify};
-use crate::ops::OpenFile;
+use crate::ops::{Inline, OpenFile};
 
 /// Options and flags for opening a [`File`], as `tokio::fs::OpenOptions`.
 ///
@@ -112,7 +112,23 @@ impl OpenOptions {
         self
     }
 
-    /// Opens `path` with these options (on Tokio's blocking pool).
+    /// Opens `path` with these options.
+    ///
+    /// The open runs on Tokio's blocking pool, as `tokio::fs` does, except a
+    /// read-only open (`read` alone, with any `custom_flags`) of a path the
+    /// kernel's lookup cache holds whole, which is done on the calling thread
+    /// when it cannot wait (`openat2` with `RESOLVE_CACHED` and `O_NONBLOCK`,
+    /// then one `statx`): no thread hop. Only a regular file is opened that
+    /// way; a FIFO, a device or a directory is opened on the blocking pool
+    /// (a FIFO waits there for a writer, as a blocking open does), and so is a
+    /// file whose open would wait (a lease being broken). `O_NONBLOCK` is
+    /// cleared again unless `custom_flags` asked for it.
+    ///
+    /// One wait remains possible on the calling thread: a filesystem whose
+    /// open asks a daemon (FUSE sends `FUSE_OPEN` to its daemon and waits for
+    /// the answer, as io_uring's inline open does too); telling such a file
+    /// apart would itself ask the daemon (`fstatfs`). Options made from a
+    /// `std::fs::OpenOptions` ([`From`]) always open on the blocking pool.
     ///
     /// # Errors
     ///
@@ -122,19 +138,29 @@ impl OpenOptions {
     pub async fn open(&self, path: impl AsRef<Path>) -> io::Result<File> {
         let path = path.as_ref();
         let a = self.asked;
+        let mut reopen = None;
         if a.read && !a.other {
-            // Read-only: open it here if the path is in the kernel's lookup
-            // cache (no wait for a device or server), else on the blocking pool.
+            // Read-only: open it here if that cannot wait (a cached path, a
+            // regular file), else finish it on the blocking pool.
             let flags = a.custom_flags & !libc::O_ACCMODE;
-            if let Some(file) = OpenFile::open_cached(path, flags)? {
-                return Ok(File::from_open_file(file, Shared::new()));
+            match OpenFile::open_cached(path, flags)? {
+                Inline::Opened(file, _) => return Ok(File::from_open_file(file, Shared::new())),
+                Inline::Blocking(r) => reopen = Some(r),
             }
         }
         let path = path.to_owned();
         let opts = self.std.clone();
         // The open, and the descriptor's flags and O_DIRECT alignment, on the
         // blocking pool.
-        let file = asyncify(move || Ok(OpenFile::from_owned(opts.open(path)?.into()))).await?;
+        let file = asyncify(move || {
+            let open = || opts.open(&path);
+            let std_file = match reopen {
+                Some(reopen) => reopen.finish(open)?,
+                None => open()?,
+            };
+            Ok(OpenFile::from_owned(std_file.into()))
+        })
+        .await?;
         Ok(File::from_open_file(file, Shared::new()))
     }
 }

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use futures::task::AtomicWaker;
 
-use crate::sys::fd::{self as sysfd, Fd};
+use crate::sys::fd::{self as sysfd, CachedOpen, Fd};
 
 const SEEK_UNKNOWN: u8 = 0;
 const SEEK_YES: u8 = 1;
@@ -56,13 +56,24 @@ impl Description {
     /// `lseek`, `statx` with `AT_STATX_DONT_SYNC`, a `pread` of 0 bytes).
     fn new(fd: BorrowedFd<'_>) -> Description {
         let flags = sysfd::status_flags(fd).unwrap_or(0);
+        Description::with_flags(fd, flags, sysfd::seekable(fd))
+    }
+
+    /// As [`new`](Self::new), for a regular file opened here with `flags`
+    /// ([`OpenFile::open_cached`]): neither the flags nor the file's kind are
+    /// asked again (one `lseek`, and for `O_DIRECT` one `statx`).
+    fn regular(fd: BorrowedFd<'_>, flags: i32) -> Description {
+        Description::with_flags(fd, flags, sysfd::seekable_regular(fd))
+    }
+
+    fn with_flags(fd: BorrowedFd<'_>, flags: i32, seekable: io::Result<bool>) -> Description {
         let direct = sysfd::is_direct(flags).then(|| {
             sysfd::direct_alignment(fd)
                 .map_or((DEFAULT_DIRECT_ALIGN, DEFAULT_DIRECT_ALIGN), |(m, o)| {
                     (m as usize, o as usize)
                 })
         });
-        let seekable = match sysfd::seekable(fd) {
+        let seekable = match seekable {
             Ok(true) => SEEK_YES,
             Ok(false) => SEEK_NO,
             // Asked again (and the error reported) at the first request.
@@ -108,6 +119,78 @@ impl Description {
     /// The filesystem refused `RWF_NOWAIT`: never try it again here.
     pub(crate) fn refuse_nowait(&self) {
         self.no_nowait.store(true, Ordering::Relaxed);
+    }
+}
+
+/// What [`OpenFile::open_cached`] did.
+#[derive(Debug)]
+pub(crate) enum Inline {
+    /// Opened here: a regular file, and its size as the kernel has it now
+    /// (a hint, as [`OpenFile::size_hint`]).
+    Opened(Arc<OpenFile>, u64),
+    /// Not done here: finish it on the blocking pool ([`Reopen::finish`]).
+    Blocking(Reopen),
+}
+
+/// A read-only open to finish where waiting is allowed (the blocking pool),
+/// holding what the attempt on the calling thread opened, if anything.
+#[derive(Debug)]
+pub(crate) struct Reopen {
+    held: Held,
+    /// The open's flags (`O_RDONLY` and the caller's).
+    flags: i32,
+}
+
+#[derive(Debug)]
+enum Held {
+    Nothing,
+    /// A FIFO's reading end, opened without waiting for a writer.
+    Fifo(std::os::fd::OwnedFd),
+    /// Another kind of file that is not a regular one (a device, a
+    /// directory), opened with `O_NONBLOCK`.
+    Other(std::os::fd::OwnedFd),
+}
+
+impl Reopen {
+    /// Finishes the open, waiting as an open without `O_NONBLOCK` does: call
+    /// it on the blocking pool. `open` opens the path as the caller asked.
+    ///
+    /// - Nothing opened yet: `open`.
+    /// - A FIFO: the reading end already open is kept, once a writer has
+    ///   opened the FIFO (`sys::fd::wait_for_writer`), and made blocking. It is
+    ///   not opened again: a writer that waited in its own open was let
+    ///   through by this one, and may have written and closed already; a new
+    ///   open would wait for the next writer, and closing this one first would
+    ///   lose that writer's data (or fail its writes with `EPIPE`).
+    /// - Another kind: `open`, and the one opened without waiting is closed
+    ///   only then, here: a tty is not hung up in between, and its close may
+    ///   wait (for its output to drain). A device that allows one open at a
+    ///   time (`EBUSY`) is opened again once it is closed.
+    ///
+    /// # Errors
+    ///
+    /// Those of `open`; for a FIFO, those of `poll` or `fcntl` (none expected).
+    pub(crate) fn finish(
+        self,
+        open: impl Fn() -> io::Result<std::fs::File>,
+    ) -> io::Result<std::fs::File> {
+        use std::os::fd::AsFd;
+        match self.held {
+            Held::Nothing => open(),
+            Held::Fifo(fd) => {
+                sysfd::wait_for_writer(fd.as_fd())?;
+                sysfd::clear_nonblock(fd.as_fd(), self.flags)?;
+                Ok(std::fs::File::from(fd))
+            }
+            Held::Other(fd) => {
+                let opened = open();
+                drop(fd);
+                match opened {
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) => open(),
+                    opened => opened,
+                }
+            }
+        }
     }
 }
 
@@ -174,14 +257,44 @@ impl OpenFile {
         OpenFile::new(Fd::new(fd))
     }
 
-    /// Opens `path` read-only (with `extra` flags) here and now if the path is
-    /// in the kernel's lookup cache (no device or server wait); `Ok(None)`
-    /// otherwise: open it on the blocking pool.
-    pub(crate) fn open_cached(
-        path: &std::path::Path,
-        extra: i32,
-    ) -> io::Result<Option<Arc<OpenFile>>> {
-        Ok(sysfd::open_cached(path, libc::O_RDONLY | extra)?.map(OpenFile::from_owned))
+    /// Opens `path` read-only (with `extra` flags) here and now if that
+    /// cannot wait: the path is in the kernel's lookup cache (no device or
+    /// server is asked), the open does not wait (`O_NONBLOCK`: not for a
+    /// FIFO's writer, nor for a lease to be broken) and the file is a regular
+    /// one (see `sys::fd::open_cached`). Otherwise [`Inline::Blocking`]:
+    /// finish it on the blocking pool with [`Reopen::finish`].
+    ///
+    /// # Errors
+    ///
+    /// Those the lookup cache answers (`NotFound`...), and `InvalidInput`
+    /// for a path with a NUL byte.
+    pub(crate) fn open_cached(path: &std::path::Path, extra: i32) -> io::Result<Inline> {
+        let flags = libc::O_RDONLY | extra;
+        Ok(match sysfd::open_cached(path, flags)? {
+            CachedOpen::Regular { fd, size } => {
+                let fd = Fd::new(fd);
+                let desc = Arc::new(Description::regular(fd.borrow(), flags));
+                Inline::Opened(OpenFile::with_description(fd, desc), size)
+            }
+            // Not waiting is what was asked: this is the open.
+            CachedOpen::Special { fd, .. } if extra & libc::O_NONBLOCK != 0 => {
+                let file = OpenFile::from_owned(fd);
+                let size = file.size_hint();
+                Inline::Opened(file, size)
+            }
+            CachedOpen::Special { fd, fifo: true } => Inline::Blocking(Reopen {
+                held: Held::Fifo(fd),
+                flags,
+            }),
+            CachedOpen::Special { fd, fifo: false } => Inline::Blocking(Reopen {
+                held: Held::Other(fd),
+                flags,
+            }),
+            CachedOpen::Elsewhere => Inline::Blocking(Reopen {
+                held: Held::Nothing,
+                flags,
+            }),
+        })
     }
 
     /// The file's size as the kernel has it now, without asking a device or a

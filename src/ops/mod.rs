@@ -18,7 +18,7 @@ use std::task::{Context, Poll};
 pub(crate) use crate::sys::aio::SyncMode;
 pub(crate) use batch::{Entry, request_read, request_write};
 pub use batch::{ReadvAt, Submit, SubmitEach, WritevAt};
-pub(crate) use file::{Description, OpenFile, ReadKind, Use};
+pub(crate) use file::{Description, Inline, OpenFile, ReadKind, Reopen, Use};
 pub use fsync::Sync;
 pub use read::ReadAt;
 pub use write::WriteAt;

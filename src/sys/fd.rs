@@ -121,15 +121,8 @@ pub(crate) fn status_flags(fd: BorrowedFd<'_>) -> io::Result<i32> {
 /// worker would fall back from `pread` to a plain `read` and consume it.
 /// Never waits for a device.
 pub(crate) fn seekable(fd: BorrowedFd<'_>) -> io::Result<bool> {
-    // SAFETY: `lseek(fd, 0, SEEK_CUR)` changes nothing and touches no memory.
-    let ret = unsafe { libc::lseek(fd.as_raw_fd(), 0, libc::SEEK_CUR) };
-    if ret < 0 {
-        let err = io::Error::last_os_error();
-        return if err.raw_os_error() == Some(libc::ESPIPE) {
-            Ok(false)
-        } else {
-            Err(err)
-        };
+    if !seekable_regular(fd)? {
+        return Ok(false);
     }
     let kind = file_type(fd)?;
     if kind == libc::S_IFREG || kind == libc::S_IFBLK {
@@ -148,6 +141,23 @@ pub(crate) fn seekable(fd: BorrowedFd<'_>) -> io::Result<bool> {
         return Ok(false);
     }
     // Any other error (`EISDIR`...) is the read's own: it will say so.
+    Ok(true)
+}
+
+/// [`seekable`] for a descriptor known to be a regular file: whether `lseek`
+/// works (a regular file may refuse it: a FUSE file opened as a stream, some
+/// `/proc` and `debugfs` files).
+pub(crate) fn seekable_regular(fd: BorrowedFd<'_>) -> io::Result<bool> {
+    // SAFETY: `lseek(fd, 0, SEEK_CUR)` changes nothing and touches no memory.
+    let ret = unsafe { libc::lseek(fd.as_raw_fd(), 0, libc::SEEK_CUR) };
+    if ret < 0 {
+        let err = io::Error::last_os_error();
+        return if err.raw_os_error() == Some(libc::ESPIPE) {
+            Ok(false)
+        } else {
+            Err(err)
+        };
+    }
     Ok(true)
 }
 
@@ -290,75 +300,247 @@ pub(crate) fn is_append(flags: i32) -> bool {
     flags & libc::O_APPEND != 0
 }
 
-/// Set once `openat2` (Linux 5.6) or `RESOLVE_CACHED` (5.12) is refused.
-#[cfg(any(target_os = "linux", target_os = "android"))]
-static NO_CACHED_OPEN: AtomicBool = AtomicBool::new(false);
+/// What [`open_cached`] did.
+#[derive(Debug)]
+pub(crate) enum CachedOpen {
+    /// A regular file, opened; `size` is its size as the kernel has it now.
+    /// `O_NONBLOCK` was cleared again unless the caller asked for it.
+    Regular { fd: OwnedFd, size: u64 },
+    /// Another kind of file (a FIFO, a device, a directory), opened with
+    /// `O_NONBLOCK` still set: without the wait an open without it may do
+    /// (a FIFO's for a writer, a tty's for its carrier). Finish the open where
+    /// waiting is allowed, and close this one there (its close may wait too).
+    Special { fd: OwnedFd, fifo: bool },
+    /// Not opened: the path is not all in the cache, the open would have to
+    /// wait (a lease being broken), or the kernel cannot say. Open it where
+    /// waiting is allowed; that open reports the real outcome.
+    Elsewhere,
+}
 
-/// Opens `path` with `flags` (`O_CLOEXEC` added) only if every component of
-/// the path is in the kernel's lookup cache (`openat2` with `RESOLVE_CACHED`):
-/// the open then needs no device or server, and may run on a runtime thread.
-/// `Ok(None)` when it would have to look further (or the kernel cannot say:
-/// older than 5.12, or not Linux): open it elsewhere.
+/// Whether `openat2` with `RESOLVE_CACHED` works here: unknown, yes, no.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+static CACHED_OPEN: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const CACHED_OPEN_YES: u8 = 1;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const CACHED_OPEN_NO: u8 = 2;
+
+/// `openat2(AT_FDCWD, path, flags | O_CLOEXEC, RESOLVE_CACHED)`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn openat2_cached(path: &std::ffi::CStr, flags: i32) -> io::Result<OwnedFd> {
+    /// `struct open_how` (`linux/openat2.h`), version 0 (24 bytes).
+    #[repr(C)]
+    struct OpenHow {
+        flags: u64,
+        mode: u64,
+        resolve: u64,
+    }
+    let how = OpenHow {
+        flags: (flags | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: libc::RESOLVE_CACHED,
+    };
+    // SAFETY: `path` is a NUL-terminated string and `how` a valid `open_how`
+    // of the size given, both live for the call, which keeps no pointer.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            &raw const how,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `openat2` returned a new descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) })
+}
+
+/// Whether `openat2` (Linux 5.6) with `RESOLVE_CACHED` (5.12) works here,
+/// asked once with arguments valid wherever it does (an `O_PATH` open of
+/// `/`): a caller's open may be refused for its own flags (`O_TMPFILE`
+/// read-only, `O_DIRECT` where the filesystem refuses it, `O_NOATIME` on
+/// another user's file), which says nothing about the next one. A seccomp
+/// policy refusing `openat2` answers `EPERM` or `ENOSYS`: no.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn cached_open_works() -> bool {
+    match CACHED_OPEN.load(Ordering::Relaxed) {
+        CACHED_OPEN_YES => return true,
+        CACHED_OPEN_NO => return false,
+        _ => {}
+    }
+    let answer = match openat2_cached(c"/", libc::O_PATH) {
+        // EAGAIN: the flag is known (an older kernel says EINVAL).
+        Ok(_) => CACHED_OPEN_YES,
+        Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => CACHED_OPEN_YES,
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ENOSYS | libc::E2BIG | libc::EINVAL | libc::EPERM | libc::EOPNOTSUPP)
+            ) =>
+        {
+            CACHED_OPEN_NO
+        }
+        // No descriptor or memory to spare now (`EMFILE`, `ENOMEM`): ask again
+        // next time.
+        Err(_) => return false,
+    };
+    CACHED_OPEN.store(answer, Ordering::Relaxed);
+    answer == CACHED_OPEN_YES
+}
+
+/// Opens `path` with `flags` (`O_CLOEXEC` added) if it can be done without
+/// waiting, so that it may run on a runtime thread:
+///
+/// - every component of the path must be in the kernel's lookup cache
+///   (`openat2` with `RESOLVE_CACHED`): no device or server is asked;
+/// - the open itself must not wait: `O_NONBLOCK` is added (as io_uring's
+///   inline open does), so a FIFO does not wait for a writer and a file with
+///   a lease being broken fails with `EWOULDBLOCK` (then: `Elsewhere`);
+/// - only a regular file is kept ([`CachedOpen::Regular`], with its size:
+///   one `statx` with `AT_STATX_DONT_SYNC`, from the in-memory inode); any
+///   other kind is handed back still non-blocking ([`CachedOpen::Special`]).
+///
+/// What it cannot avoid: a filesystem whose open asks a daemon (FUSE sends
+/// `FUSE_OPEN` and waits for the answer) or a fanotify permission listener.
 ///
 /// # Errors
 ///
-/// Those of `open(2)` that the cache answers (`ENOENT` for a cached negative
-/// entry, `EACCES`, ...), and `InvalidInput` for a path with a NUL byte.
-pub(crate) fn open_cached(path: &std::path::Path, flags: i32) -> io::Result<Option<OwnedFd>> {
+/// Only those the cache answers, which an open elsewhere would repeat:
+/// `ENOENT` (a cached negative entry), `ENOTDIR`, `EACCES`, `ELOOP`,
+/// `ENAMETOOLONG`; and `InvalidInput` for a path with a NUL byte. Any other
+/// failure is [`CachedOpen::Elsewhere`]: the open elsewhere reports it.
+pub(crate) fn open_cached(path: &std::path::Path, flags: i32) -> io::Result<CachedOpen> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
+        use std::os::fd::AsFd;
         use std::os::unix::ffi::OsStrExt;
-        if NO_CACHED_OPEN.load(Ordering::Relaxed) {
-            return Ok(None);
-        }
         let path = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| {
             io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "file name contained an unexpected NUL byte",
             )
         })?;
-        /// `struct open_how` (`linux/openat2.h`), version 0 (24 bytes).
-        #[repr(C)]
-        struct OpenHow {
-            flags: u64,
-            mode: u64,
-            resolve: u64,
+        if !cached_open_works() {
+            return Ok(CachedOpen::Elsewhere);
         }
-        let how = OpenHow {
-            flags: (flags | libc::O_CLOEXEC) as u64,
-            mode: 0,
-            resolve: libc::RESOLVE_CACHED,
-        };
-        // SAFETY: `path` is a NUL-terminated string and `how` a valid
-        // `open_how` of the size given, both live for the call.
-        let ret = unsafe {
-            libc::syscall(
-                libc::SYS_openat2,
-                libc::AT_FDCWD,
-                path.as_ptr(),
-                &raw const how,
-                std::mem::size_of::<OpenHow>(),
-            )
-        };
-        if ret >= 0 {
-            // SAFETY: `openat2` returned a new descriptor nobody else owns.
-            return Ok(Some(unsafe { OwnedFd::from_raw_fd(ret as RawFd) }));
-        }
-        let err = io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::EAGAIN) => Ok(None),
-            Some(libc::ENOSYS) | Some(libc::E2BIG) | Some(libc::EINVAL) | Some(libc::EPERM) => {
-                // No openat2, or RESOLVE_CACHED unknown (EINVAL), or a seccomp
-                // policy refusing it: never ask again.
-                NO_CACHED_OPEN.store(true, Ordering::Relaxed);
-                Ok(None)
+        let fd = match openat2_cached(&path, flags | libc::O_NONBLOCK) {
+            Ok(fd) => fd,
+            Err(e) => {
+                return match e.raw_os_error() {
+                    Some(
+                        libc::ENOENT
+                        | libc::ENOTDIR
+                        | libc::EACCES
+                        | libc::ELOOP
+                        | libc::ENAMETOOLONG,
+                    ) => Err(e),
+                    // EAGAIN: not all cached, or a lease being broken (or a
+                    // driver that would wait); EINVAL, EPERM...: flags openat2
+                    // refuses where open(2) may not, or a device refusing a
+                    // non-blocking open: the blocking open says what holds.
+                    _ => Ok(CachedOpen::Elsewhere),
+                };
             }
-            _ => Err(err),
+        };
+        let Ok(stx) = statx_cached(fd.as_fd(), libc::STATX_TYPE | libc::STATX_SIZE) else {
+            // The kind is unknown: as any kind but a regular file.
+            return Ok(CachedOpen::Special { fd, fifo: false });
+        };
+        let kind = libc::mode_t::from(stx.stx_mode) & libc::S_IFMT;
+        if kind != libc::S_IFREG {
+            return Ok(CachedOpen::Special {
+                fd,
+                fifo: kind == libc::S_IFIFO,
+            });
         }
+        if flags & libc::O_NONBLOCK == 0 && clear_nonblock(fd.as_fd(), flags).is_err() {
+            return Ok(CachedOpen::Special { fd, fifo: false });
+        }
+        Ok(CachedOpen::Regular {
+            fd,
+            size: stx.stx_size,
+        })
     }
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     {
         let _ = (path, flags);
-        Ok(None)
+        Ok(CachedOpen::Elsewhere)
+    }
+}
+
+/// Clears the `O_NONBLOCK` [`open_cached`] added, leaving the other status
+/// flags as `flags` (those it was opened with) made them (`F_SETFL` changes
+/// only `O_APPEND`, `O_NONBLOCK`, `O_DIRECT`, `O_NOATIME` and `O_ASYNC`).
+pub(crate) fn clear_nonblock(fd: BorrowedFd<'_>, flags: i32) -> io::Result<()> {
+    // SAFETY: `F_SETFL` only sets the status flags of an open descriptor.
+    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) })?;
+    Ok(())
+}
+
+/// Waits until the FIFO whose reading end `fd` is (opened with
+/// `O_NONBLOCK`, so the open did not wait) has a writer, or had one since
+/// `fd` was opened: what an open without `O_NONBLOCK` waits for. It may wait
+/// forever: call it where waiting is allowed.
+///
+/// Linux tells in three ways: data to read (`POLLIN`); a writer that came and
+/// went (`POLLHUP`, which a FIFO's reading end reports only once a writer was
+/// seen since it was opened); a writer there now that wrote nothing yet
+/// (`tee` of one byte into a pipe of ours, which does not consume it, fails
+/// with `EAGAIN` where, with no writer, it returns 0). A writer's open wakes
+/// no `poll`: that last case is checked every few milliseconds (1 ms, then
+/// doubling up to 50 ms). Without `tee` (a pipe refused), only the first two.
+pub(crate) fn wait_for_writer(fd: BorrowedFd<'_>) -> io::Result<()> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let scratch = super::pipe::pipe().ok();
+    let mut timeout_ms: libc::c_int = 0;
+    loop {
+        let mut pfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: `pfd` is one valid `pollfd` for the call.
+        let ret = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+        if ret > 0 {
+            return Ok(()); // POLLIN, POLLHUP (or POLLERR: the read will say)
+        }
+        if ret < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if let Some((_, into)) = &scratch {
+            // SAFETY: both descriptors are open; `tee` copies at most one byte
+            // between two pipes, touching no memory of ours.
+            let n =
+                unsafe { libc::tee(fd.as_raw_fd(), into.as_raw_fd(), 1, libc::SPLICE_F_NONBLOCK) };
+            match n {
+                0 => {} // no writer yet
+                n if n > 0 => return Ok(()),
+                _ if io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN) => {
+                    return Ok(());
+                }
+                _ => {} // cannot tell: poll on
+            }
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        {
+            timeout_ms = -1;
+            continue;
+        }
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            timeout_ms = if scratch.is_some() {
+                (timeout_ms * 2).clamp(1, 50)
+            } else {
+                -1
+            };
+        }
     }
 }
