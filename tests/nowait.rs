@@ -270,7 +270,11 @@ async fn aiofs_read_of_a_cold_small_file_takes_one_blocking_task_not_aio() {
         // At most one miss. None is possible: the miss starts the kernel's
         // read-ahead, and a fast device (a VM disk the host caches) can
         // finish it before the `RWF_NOWAIT` read looks again.
-        assert!(missed <= 1, "{len} bytes: {missed} misses: {:?}", aiofs::stats());
+        assert!(
+            missed <= 1,
+            "{len} bytes: {missed} misses: {:?}",
+            aiofs::stats()
+        );
     }
 }
 

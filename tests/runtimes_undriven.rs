@@ -66,9 +66,12 @@ fn handle_block_on_from_another_thread_is_not_left_to_the_scan() {
     .unwrap();
     let (unread, lost) = deltas(&before);
     // Each completion waited for someone to read it: the notifier thread
-    // (a few ms), or the recovery scan (up to 200 ms) as before the fix.
+    // (a few ms), or the recovery scan (up to 200 ms) as before the fix (all
+    // 8), or after a first fix that watched only while requests were in
+    // flight (every other one: 3-4 of 8). Allowed: the first (the notifier
+    // was asleep on the recovery timer) and one a scan happens upon.
     assert!(
-        unread >= 1 && lost < WRITES,
+        unread >= 1 && lost <= 2,
         "unread drains +{unread}, found by scans +{lost}: {:?}",
         aiofs::stats()
     );
@@ -93,7 +96,7 @@ fn enter_with_another_executor_is_not_left_to_the_scan() {
     .unwrap();
     let (unread, lost) = deltas(&before);
     assert!(
-        unread >= 1 && lost < WRITES,
+        unread >= 1 && lost <= 2,
         "unread drains +{unread}, found by scans +{lost}: {:?}",
         aiofs::stats()
     );

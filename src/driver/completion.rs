@@ -36,8 +36,16 @@ const SCAN_FAST: Duration = Duration::from_millis(10);
 /// The time between checks of the quiet requests.
 const QUIET_EVERY: Duration = Duration::from_millis(1);
 /// While runtimes' listeners read the completions and requests are in flight,
-/// the notifier thread looks this often for completions they left unread.
+/// the notifier thread looks this often for completions they left unread
+/// (right after it saw some waiting, or a new request submitted)...
 pub(super) const UNREAD_EVERY: Duration = Duration::from_millis(5);
+/// ...and each look that finds neither doubles the wait, up to this (one
+/// request stalled in the OS for seconds costs a few wake-ups a second).
+pub(super) const UNREAD_MAX: Duration = Duration::from_millis(160);
+/// After it read completions a runtime left unread, it keeps looking every
+/// [`UNREAD_EVERY`] this long, even with nothing in flight: that runtime's
+/// next request is then seen at once.
+pub(super) const UNREAD_HOT: Duration = Duration::from_millis(200);
 
 /// When the recovery rule last acted (kept in the table, under its lock).
 #[derive(Debug)]
@@ -66,38 +74,38 @@ impl Driver {
         // Tokens first (drained by the caller), then the flag, then act.
         let overflow = OVERFLOW.swap(false, std::sync::atomic::Ordering::AcqRel);
         let merged = signalled && self.merged_signal;
-        let _found = self.with_table(|t, out| {
+        self.with_table(|t, out| {
             for &raw in tokens {
                 t.complete(Token::from_raw(raw), out);
             }
-            let found = t.recover(Instant::now(), overflow || merged, out);
-            t.fill(out);
-            found
-        });
-        #[cfg(feature = "tracing")]
-        if let Some((found, lost_results)) = _found
-            && !super::notify::tokens_waiting(self)
-        {
-            // Completions found while tokens wait to be read are most likely
-            // theirs (on their way to a listener): only report the others.
-            super::trace::Event::LostSignals {
-                found,
-                lost_results,
+            let _found = t.recover(Instant::now(), overflow || merged, out);
+            #[cfg(feature = "tracing")]
+            if let Some((found, lost_results)) = _found
+                && !super::notify::tokens_waiting(self)
+            {
+                // Completions found while tokens wait to be read are most
+                // likely theirs (on their way to a listener): only report the
+                // others. (A poll of the pipe, under the lock, but only when a
+                // periodic scan found something.) Emitted after the unlock,
+                // before the wake-ups.
+                out.events.push(super::trace::Event::LostSignals {
+                    found,
+                    lost_results,
+                });
             }
-            .emit();
-        }
+            t.fill(out);
+        });
     }
 
     /// How long the recovery timer may sleep before [`on_wake`](Self::on_wake)
-    /// must run again; at most [`UNREAD_EVERY`] while requests are in flight if
-    /// `watch_unread`.
-    pub(super) fn timer_timeout(&self, watch_unread: bool) -> Duration {
+    /// must run again; at most the watch for unread completions, `(wait, even
+    /// with nothing in flight)`, while requests are in flight.
+    pub(super) fn timer_timeout(&self, unread: Option<(Duration, bool)>) -> Duration {
         let table = self.table();
         let due = table.next_due(Instant::now());
-        if watch_unread && table.in_flight > 0 {
-            due.min(UNREAD_EVERY)
-        } else {
-            due
+        match unread {
+            Some((every, idle_too)) if idle_too || table.in_flight > 0 => due.min(every),
+            _ => due,
         }
     }
 }

@@ -156,6 +156,11 @@ pub(crate) struct AfterUnlock {
 impl AfterUnlock {
     pub(super) fn run(self, kick: impl FnOnce()) {
         drop(self.released);
+        // Events before the wake-ups (and the holds): a caller sees its
+        // request's event by the time it resumes, and a runtime shutting
+        // down cannot finish before the event of its last write.
+        #[cfg(feature = "tracing")]
+        self.events.into_iter().for_each(super::trace::Event::emit);
         self.wakers.into_iter().for_each(Waker::wake);
         drop(self.freed);
         if self.orphans > 0 {
@@ -166,7 +171,5 @@ impl AfterUnlock {
         if self.kick_timer {
             kick();
         }
-        #[cfg(feature = "tracing")]
-        self.events.into_iter().for_each(super::trace::Event::emit);
     }
 }

@@ -16,16 +16,19 @@
 //!   `signalfd`), a request may be credited to a runtime that nobody drives
 //!   right now (`Handle::block_on` from another thread, a current_thread
 //!   runtime between `block_on` calls). So while requests are in flight the
-//!   same thread looks every [`UNREAD_EVERY`](super::completion::UNREAD_EVERY):
-//!   completions still unread, with no listener having drained since it last
-//!   looked, are read there ([`Unread`]). A driven listener drains within
-//!   microseconds, so this never takes its work.
+//!   same thread looks every [`UNREAD_EVERY`] (backing off to [`UNREAD_MAX`]
+//!   while nothing waits and nothing new is submitted: a request stalled in
+//!   the OS): completions still unread, with no listener having drained since
+//!   it last looked, are read there ([`Unread`]). A driven listener drains
+//!   within microseconds, so this never takes its work.
 
 mod listen;
 mod pipe;
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
@@ -46,6 +49,7 @@ fn drain_signalfd(_: &Driver, _: &mut Vec<usize>) -> bool {
     false
 }
 
+use super::completion::{UNREAD_EVERY, UNREAD_HOT, UNREAD_MAX};
 use super::config::{Notifier, Settings};
 use super::stats::{self, TOKENS};
 use super::{Driver, wait};
@@ -151,9 +155,10 @@ fn turn(
     // Read the pipe (and the signalfd) here unless runtimes listen for
     // them and no request from outside a listening runtime waits.
     let here = driver.listeners.as_ref().is_none_or(Listeners::none)
-        || driver.external.load(std::sync::atomic::Ordering::Acquire) > 0;
+        || driver.external.load(Ordering::Acquire) > 0;
     sources.update(driver, poll, here);
-    if let Err(e) = poll.poll(events, Some(driver.timer_timeout(!here)))
+    let watch = (!here).then(|| unread.watch());
+    if let Err(e) = poll.poll(events, Some(driver.timer_timeout(watch)))
         && e.kind() != io::ErrorKind::Interrupted
     {
         // Nothing sensible to do but keep the recovery timer going.
@@ -171,7 +176,7 @@ fn turn(
     if !here {
         signalled |= unread.check(driver, drain);
     } else {
-        unread.seen = None;
+        *unread = Unread::default();
     }
     if !signalled {
         // The timer (or a kick): the recovery rule decides what to check.
@@ -189,30 +194,59 @@ pub(super) fn tokens_waiting(driver: &Driver) -> bool {
 }
 
 /// Completions the runtimes' listeners leave unread (see the module docs).
-#[derive(Default)]
 struct Unread {
     /// When the notifier thread last found completions waiting, and how many
     /// drains the listeners had made then.
     seen: Option<(std::time::Instant, u64)>,
+    /// How long until the next look (while requests are in flight).
+    every: Duration,
+    /// The count of submitted requests at the last look.
+    submitted: u64,
+    /// Until when to keep looking every [`UNREAD_EVERY`], even with nothing
+    /// in flight: set when it read completions a runtime left unread (that
+    /// runtime's next request is likely to come, and its completion would
+    /// otherwise wait for the recovery timer).
+    hot_until: Option<std::time::Instant>,
+}
+
+impl Default for Unread {
+    fn default() -> Self {
+        Unread {
+            seen: None,
+            every: UNREAD_EVERY,
+            submitted: 0,
+            hot_until: None,
+        }
+    }
 }
 
 impl Unread {
     /// Reads the completions waiting in the pipe (and the signalfd) if they
-    /// were already waiting [`UNREAD_EVERY`](super::completion::UNREAD_EVERY)
-    /// ago and no listener has drained since; returns whether it read any.
+    /// were already waiting [`UNREAD_EVERY`] ago and no listener has drained
+    /// since; returns whether it read any. A look that finds nothing waiting
+    /// and no request submitted since the last one doubles the time to the
+    /// next, up to [`UNREAD_MAX`].
     fn check(&mut self, driver: &Driver, drain: &mut Drain) -> bool {
         let Some(listeners) = &driver.listeners else {
             return false;
         };
+        let now = std::time::Instant::now();
+        let submitted = stats::SUBMITTED.load(Ordering::Relaxed);
+        let new_requests = std::mem::replace(&mut self.submitted, submitted) != submitted;
         if !tokens_waiting(driver) {
             self.seen = None;
+            self.every = if new_requests || self.hot(now) {
+                UNREAD_EVERY
+            } else {
+                (self.every * 2).min(UNREAD_MAX)
+            };
             return false;
         }
-        let now = std::time::Instant::now();
+        self.every = UNREAD_EVERY;
         let drained = listeners.drained();
         match self.seen {
             Some((since, at)) if at == drained => {
-                if now.duration_since(since) < super::completion::UNREAD_EVERY {
+                if now.duration_since(since) < UNREAD_EVERY {
                     return false;
                 }
             }
@@ -222,10 +256,22 @@ impl Unread {
             }
         }
         self.seen = None;
+        self.hot_until = Some(now + UNREAD_HOT);
         stats::add(&stats::UNREAD_DRAINS, 1);
         let mut got = drain.run(driver, &driver.token_pipe);
         got |= drain_signalfd(driver, &mut drain.tokens);
         got
+    }
+
+    /// Whether it read unread completions less than [`UNREAD_HOT`] ago.
+    fn hot(&self, now: std::time::Instant) -> bool {
+        self.hot_until.is_some_and(|until| now < until)
+    }
+
+    /// How long the notifier thread may sleep before it looks again, if it
+    /// watches for unread completions: `(wait, even with nothing in flight)`.
+    fn watch(&self) -> (Duration, bool) {
+        (self.every, self.hot(std::time::Instant::now()))
     }
 }
 
