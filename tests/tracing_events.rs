@@ -57,6 +57,20 @@ fn seen(part: &str) -> usize {
         .count()
 }
 
+/// Waits (10 s at most) until `part` was seen `n` times. A request's event is
+/// emitted once the driver's lock is released, and its caller may already
+/// have seen it finished (a `Batch` polled for another of its reads).
+fn wait_seen(part: &str, n: usize) -> usize {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let got = seen(part);
+        if got >= n || std::time::Instant::now() > deadline {
+            return got;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
 fn main() {
     // SAFETY: single-threaded here, before any other thread exists.
     unsafe { std::env::set_var("AIOFS_SLOW_MS", "0") };
@@ -86,12 +100,12 @@ fn main() {
             assert_eq!(res.expect("read"), 4096);
         }
         assert!(
-            seen("longer than AIOFS_SLOW_MS") >= 64,
+            wait_seen("longer than AIOFS_SLOW_MS", 64) >= 64,
             "{:?}",
             MESSAGES.lock().unwrap()
         );
         assert!(
-            seen("descriptor pool grew") >= 1,
+            wait_seen("descriptor pool grew", 1) >= 1,
             "{:?}",
             MESSAGES.lock().unwrap()
         );
@@ -114,7 +128,7 @@ fn main() {
         assert!(buf.iter().all(|&b| b == 7));
     });
     let messages = MESSAGES.lock().unwrap().clone();
-    assert!(seen("lost a result") >= 1, "{messages:?}");
-    assert!(seen("recovery scan found") >= 1, "{messages:?}");
+    assert!(wait_seen("lost a result", 1) >= 1, "{messages:?}");
+    assert!(wait_seen("recovery scan found", 1) >= 1, "{messages:?}");
     println!("tracing_events: ok ({} events)", messages.len());
 }

@@ -8,7 +8,9 @@
 //! after [`IDLE_REFUSALS`], the request fails with that `EAGAIN`.
 
 use std::io;
+use std::sync::atomic::Ordering;
 
+use super::completion::UNREAD_BACKED_OFF;
 use super::slots::{AfterUnlock, State, Token};
 use super::stats::*;
 use super::table::Table;
@@ -33,6 +35,13 @@ impl Table {
         if slot.quiet {
             // No signal will come: the recovery timer polls it.
             self.quiet.push(Token::new(key, slot.generation));
+            out.kick_timer = true;
+        }
+        if UNREAD_BACKED_OFF.load(Ordering::Relaxed)
+            && UNREAD_BACKED_OFF.swap(false, Ordering::Relaxed)
+        {
+            // The notifier thread sleeps long: it should look for this
+            // request's completion soon (its runtime may not be driven).
             out.kick_timer = true;
         }
         self.in_flight += 1;

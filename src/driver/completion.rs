@@ -46,6 +46,12 @@ pub(super) const UNREAD_MAX: Duration = Duration::from_millis(160);
 /// [`UNREAD_EVERY`] this long, even with nothing in flight: that runtime's
 /// next request is then seen at once.
 pub(super) const UNREAD_HOT: Duration = Duration::from_millis(200);
+/// Set while the notifier thread's look has backed off: the next submission
+/// clears it and kicks the thread, so that a request from a runtime nobody
+/// drives is looked for within [`UNREAD_EVERY`] even while another request
+/// stays in flight for long.
+pub(super) static UNREAD_BACKED_OFF: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
 
 /// When the recovery rule last acted (kept in the table, under its lock).
 #[derive(Debug)]

@@ -156,11 +156,14 @@ pub(crate) struct AfterUnlock {
 impl AfterUnlock {
     pub(super) fn run(self, kick: impl FnOnce()) {
         drop(self.released);
-        // Events before the wake-ups (and the holds): a caller sees its
-        // request's event by the time it resumes, and a runtime shutting
-        // down cannot finish before the event of its last write.
+        // Events before the wake-ups and the holds (a runtime shutting down
+        // does not finish before the event of its last write), each caught:
+        // a subscriber that panics must not cost the wake-ups below (a
+        // finished request is never scanned again).
         #[cfg(feature = "tracing")]
-        self.events.into_iter().for_each(super::trace::Event::emit);
+        for event in self.events {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| event.emit()));
+        }
         self.wakers.into_iter().for_each(Waker::wake);
         drop(self.freed);
         if self.orphans > 0 {

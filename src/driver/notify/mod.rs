@@ -49,7 +49,7 @@ fn drain_signalfd(_: &Driver, _: &mut Vec<usize>) -> bool {
     false
 }
 
-use super::completion::{UNREAD_EVERY, UNREAD_HOT, UNREAD_MAX};
+use super::completion::{UNREAD_BACKED_OFF, UNREAD_EVERY, UNREAD_HOT, UNREAD_MAX};
 use super::config::{Notifier, Settings};
 use super::stats::{self, TOKENS};
 use super::{Driver, wait};
@@ -176,7 +176,13 @@ fn turn(
     if !here {
         signalled |= unread.check(driver, drain);
     } else {
-        *unread = Unread::default();
+        // Read here now: no look needed, but a hot window survives (the
+        // undriven runtime's next request comes after this one).
+        *unread = Unread {
+            hot_until: unread.hot_until,
+            ..Unread::default()
+        };
+        UNREAD_BACKED_OFF.store(false, Ordering::Relaxed);
     }
     if !signalled {
         // The timer (or a kick): the recovery rule decides what to check.
@@ -240,9 +246,11 @@ impl Unread {
             } else {
                 (self.every * 2).min(UNREAD_MAX)
             };
+            UNREAD_BACKED_OFF.store(self.every > UNREAD_EVERY, Ordering::Relaxed);
             return false;
         }
         self.every = UNREAD_EVERY;
+        UNREAD_BACKED_OFF.store(false, Ordering::Relaxed);
         let drained = listeners.drained();
         match self.seen {
             Some((since, at)) if at == drained => {
