@@ -127,8 +127,16 @@ fn main() {
         assert_eq!(res.expect("read with the signal lost"), 4096);
         assert!(buf.iter().all(|&b| b == 7));
     });
+    assert!(
+        wait_seen("lost a result", 1) >= 1,
+        "{:?}",
+        MESSAGES.lock().unwrap()
+    );
+    assert!(
+        wait_seen("recovery scan found", 1) >= 1,
+        "{:?}",
+        MESSAGES.lock().unwrap()
+    );
     let messages = MESSAGES.lock().unwrap().clone();
-    assert!(wait_seen("lost a result", 1) >= 1, "{messages:?}");
-    assert!(wait_seen("recovery scan found", 1) >= 1, "{messages:?}");
     println!("tracing_events: ok ({} events)", messages.len());
 }

@@ -26,7 +26,10 @@ impl Table {
         let slot = &mut self.slots[key];
         if !slot.started {
             slot.started = true;
-            add(&SUBMITTED, 1);
+            // SeqCst, paired with the notifier's store of
+            // `UNREAD_BACKED_OFF` then load of this count: either it sees
+            // this request, or this sees its flag below.
+            SUBMITTED.fetch_add(1, Ordering::SeqCst);
             #[cfg(feature = "tracing")]
             {
                 slot.started_at = Some(std::time::Instant::now());
@@ -37,8 +40,8 @@ impl Table {
             self.quiet.push(Token::new(key, slot.generation));
             out.kick_timer = true;
         }
-        if UNREAD_BACKED_OFF.load(Ordering::Relaxed)
-            && UNREAD_BACKED_OFF.swap(false, Ordering::Relaxed)
+        if UNREAD_BACKED_OFF.load(Ordering::SeqCst)
+            && UNREAD_BACKED_OFF.swap(false, Ordering::SeqCst)
         {
             // The notifier thread sleeps long: it should look for this
             // request's completion soon (its runtime may not be driven).

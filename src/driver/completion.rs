@@ -46,10 +46,15 @@ pub(super) const UNREAD_MAX: Duration = Duration::from_millis(160);
 /// [`UNREAD_EVERY`] this long, even with nothing in flight: that runtime's
 /// next request is then seen at once.
 pub(super) const UNREAD_HOT: Duration = Duration::from_millis(200);
-/// Set while the notifier thread's look has backed off: the next submission
-/// clears it and kicks the thread, so that a request from a runtime nobody
-/// drives is looked for within [`UNREAD_EVERY`] even while another request
-/// stays in flight for long.
+/// The notifier thread's look, once backed off this far, asks the next
+/// submission to wake it (below that, a request waits for the look: 20 ms at
+/// most; a kick at every shorter back-off cost a driven runtime reading
+/// every 7 ms half again as many notifier wake-ups).
+pub(super) const UNREAD_KICK_FROM: Duration = Duration::from_millis(40);
+/// Set while the look has backed off to [`UNREAD_KICK_FROM`] or more: the
+/// next submission clears it and kicks the thread, so that a request of a
+/// runtime nobody drives is looked for within [`UNREAD_EVERY`] even while
+/// another request stays in flight for long.
 pub(super) static UNREAD_BACKED_OFF: std::sync::atomic::AtomicBool =
     std::sync::atomic::AtomicBool::new(false);
 

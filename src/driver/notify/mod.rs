@@ -49,7 +49,9 @@ fn drain_signalfd(_: &Driver, _: &mut Vec<usize>) -> bool {
     false
 }
 
-use super::completion::{UNREAD_BACKED_OFF, UNREAD_EVERY, UNREAD_HOT, UNREAD_MAX};
+use super::completion::{
+    UNREAD_BACKED_OFF, UNREAD_EVERY, UNREAD_HOT, UNREAD_KICK_FROM, UNREAD_MAX,
+};
 use super::config::{Notifier, Settings};
 use super::stats::{self, TOKENS};
 use super::{Driver, wait};
@@ -246,7 +248,18 @@ impl Unread {
             } else {
                 (self.every * 2).min(UNREAD_MAX)
             };
-            UNREAD_BACKED_OFF.store(self.every > UNREAD_EVERY, Ordering::Relaxed);
+            if self.every >= UNREAD_KICK_FROM {
+                // From now on a submission kicks this thread. One made since
+                // the count was read above did not see the flag: read the
+                // count again (SeqCst, paired with `mark_started`).
+                UNREAD_BACKED_OFF.store(true, Ordering::SeqCst);
+                if stats::SUBMITTED.load(Ordering::SeqCst) != submitted {
+                    self.every = UNREAD_EVERY;
+                    UNREAD_BACKED_OFF.store(false, Ordering::Relaxed);
+                }
+            } else {
+                UNREAD_BACKED_OFF.store(false, Ordering::Relaxed);
+            }
             return false;
         }
         self.every = UNREAD_EVERY;
