@@ -618,7 +618,10 @@ impl File {
     ///
     /// # Cancel safety
     ///
-    /// Dropping the future never blocks; the sync still runs.
+    /// Dropping the future never blocks. A sync already submitted runs to its
+    /// end (its result discarded); a call dropped while it waits for the next
+    /// round of a shared sync leaves that round to the other callers, and if
+    /// none is left, no sync starts for it.
     ///
     /// # Examples
     ///
@@ -647,7 +650,10 @@ impl File {
     ///
     /// # Cancel safety
     ///
-    /// Dropping the future never blocks; the sync still runs.
+    /// Dropping the future never blocks. A sync already submitted runs to its
+    /// end (its result discarded); a call dropped while it waits for the next
+    /// round of a shared sync leaves that round to the other callers, and if
+    /// none is left, no sync starts for it.
     ///
     /// # Examples
     ///
