@@ -67,12 +67,19 @@ async fn a_cached_read_is_served_without_aio_and_a_miss_takes_aio() {
     let path = uncached_file(dir.path());
     let file = File::open(&path).await.unwrap();
 
-    // Not cached: a miss, read with AIO.
+    // Not cached: a miss, read with one AIO request. (Or a hit: the
+    // `RWF_NOWAIT` read starts the read-ahead itself, and a fast VM disk that
+    // its host caches can finish it before the read looks: seen in CI.)
     let before = aiofs::stats();
     let (res, buf) = file.read_at(Vec::with_capacity(4096), 8192).await;
     assert_eq!(res.unwrap(), 4096);
     assert_eq!(buf, pattern_bytes(8192, 4096));
-    assert_eq!(delta(&before), (0, 1, 1), "a miss: {:?}", aiofs::stats());
+    let first = delta(&before);
+    assert!(
+        first == (0, 1, 1) || first == (1, 0, 0),
+        "a miss and one AIO request, or a hit: {first:?} {:?}",
+        aiofs::stats()
+    );
 
     // Now cached (the AIO read brought it in): served in the first poll.
     let before = aiofs::stats();
