@@ -355,29 +355,15 @@ pub(crate) async fn read_whole(file: &Arc<OpenFile>, hint: usize) -> io::Result<
     .await
 }
 
-/// Appends the file from offset `buf.len()` to its end, with `pread` on the
-/// calling thread.
+/// Appends the file from offset `buf.len()` to its end, on the calling
+/// thread: `std`'s own read-to-end loop (`try_reserve`d, `Interrupted`
+/// retried) from there. The descriptor is `aiofs::read`'s own: moving its
+/// offset is seen by nobody.
 fn pread_to_end(file: &std::fs::File, buf: &mut Vec<u8>) -> io::Result<()> {
-    use std::os::unix::fs::FileExt;
-    loop {
-        if buf.len() == buf.capacity() {
-            reserve(buf, buf.capacity().max(8192))?;
-        }
-        let filled = buf.len();
-        buf.resize(buf.capacity(), 0);
-        match file.read_at(&mut buf[filled..], filled as u64) {
-            Ok(0) => {
-                buf.truncate(filled);
-                return Ok(());
-            }
-            Ok(n) => buf.truncate(filled + n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => buf.truncate(filled),
-            Err(e) => {
-                buf.truncate(filled);
-                return Err(e);
-            }
-        }
-    }
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = file;
+    file.seek(SeekFrom::Start(buf.len() as u64))?;
+    file.read_to_end(buf).map(drop)
 }
 
 /// `try_reserve`, as `std::fs::read` does: `OutOfMemory` instead of an abort.
